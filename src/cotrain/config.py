@@ -1,0 +1,313 @@
+"""The one typed experiment schema: YAML in, clear errors out.
+
+Every section is a pydantic model with ``extra="forbid"``, so an unknown key or a value of the
+wrong type raises :class:`ConfigError` naming the file and the dotted key (``tasks[shapes].batch_size``).
+Command-line overrides (``key.sub=value``) are applied to the raw mapping before validation, so they
+are checked by the same schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MODALITIES = ("image", "video", "audio", "text")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file and key it concerns in the message."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------- data
+class SourceConfig(_Strict):
+    """Where a task's examples come from.
+
+    ``world``: a procedural task (``name`` = shapes, count, digits, motion, moving-digits, sounds,
+    spoken-digits), generated once per ``seed`` and cached. Folder kinds read real data: one
+    sub-folder per class, optionally under ``train/``, ``val/``, ``test/`` split folders; without
+    split folders the examples are split by ``val_fraction`` / ``test_fraction`` (seeded).
+    """
+
+    kind: Literal["world", "image_folder", "audio_folder", "video_folder", "text_tsv"] = "world"
+    name: str | None = None
+    path: str | None = None
+    n_train: int = Field(2000, ge=1)
+    n_val: int = Field(300, ge=1)
+    n_test: int = Field(300, ge=1)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int | None = None  # None: the experiment's data.seed
+
+    @model_validator(mode="after")
+    def _check(self) -> "SourceConfig":
+        if self.kind == "world" and not self.name:
+            raise ValueError("a world source needs `name` (e.g. shapes, count, sounds)")
+        if self.kind != "world" and not self.path:
+            raise ValueError(f"a {self.kind} source needs `path`")
+        return self
+
+
+class DataConfig(_Strict):
+    root: str | None = None  # cache folder for generated data; None: $COTRAIN_DATA or ~/.cache/cotrain
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------------------- tasks
+class TaskConfig(_Strict):
+    """One row of the task table."""
+
+    name: str
+    source: SourceConfig
+    head: str | None = None  # head key; tasks naming the same key share one head. None: the task name
+    group: str | None = None
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    lr_mult: float = Field(1.0, gt=0.0)
+    loss_weight: float = Field(1.0, ge=0.0)
+    weight: float | None = Field(None, gt=0.0)  # explicit sampling weight (weighted schedule)
+    steps: int | None = Field(None, ge=1)  # step budget (task-by-task schedule)
+    metric: Literal["top1", "mAP"] = "top1"
+
+    @property
+    def head_key(self) -> str:
+        return self.head or self.name
+
+
+# --------------------------------------------------------------------------------------- model
+class ImageEncoderConfig(_Strict):
+    image_size: int = Field(32, ge=4)
+    patch_size: int = Field(8, ge=1)
+    channels: int = 3
+
+
+class VideoEncoderConfig(_Strict):
+    frames: int = Field(4, ge=1)
+    image_size: int = Field(32, ge=4)
+    tubelet: tuple[int, int, int] = (2, 8, 8)  # (time, height, width)
+    channels: int = 3
+
+
+class AudioEncoderConfig(_Strict):
+    sample_rate: int = Field(8000, ge=1000)
+    seconds: float = Field(1.0, gt=0.0)
+    n_fft: int = 256
+    hop_length: int = 128
+    n_mels: int = 64
+    patch: tuple[int, int] = (16, 16)  # (mel, time)
+
+
+class TextEncoderConfig(_Strict):
+    max_len: int = Field(32, ge=2)
+    vocab: str | None = None  # a vocab.txt or a local Hugging Face checkpoint folder; None: built from data
+    vocab_size: int = Field(2000, ge=8)  # when the vocabulary is built from data
+    lowercase: bool = True
+
+
+class EncodersConfig(_Strict):
+    image: ImageEncoderConfig = ImageEncoderConfig()
+    video: VideoEncoderConfig = VideoEncoderConfig()
+    audio: AudioEncoderConfig = AudioEncoderConfig()
+    text: TextEncoderConfig = TextEncoderConfig()
+
+
+class HeadConfig(_Strict):
+    """A head. ``classify``: softmax over classes; ``multilabel``: sigmoid per class (BCE)."""
+
+    type: Literal["classify", "multilabel"] = "classify"
+    mlp: bool = False  # False: linear; True: Linear-GELU-Linear
+    hidden: int | None = None  # MLP width (default: model dim)
+    pool: Literal["cls", "mean"] = "cls"
+    num_classes: int | None = None  # None: taken from the data of the tasks that use it
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class ModelConfig(_Strict):
+    trunk: Literal["shared"] = "shared"
+    dim: int = Field(128, ge=8)
+    depth: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    drop_path: float = Field(0.0, ge=0.0, lt=1.0)
+    l_adapt: int = Field(0, ge=0)  # modality-specific first layers replacing shared ones (PolyViT)
+    encoders: EncodersConfig = EncodersConfig()
+    heads: dict[str, HeadConfig] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.l_adapt > self.depth:
+            raise ValueError(f"l_adapt ({self.l_adapt}) cannot exceed depth ({self.depth})")
+        return self
+
+
+# --------------------------------------------------------------------------------------- training
+class ScheduleConfig(_Strict):
+    """Which task's batch comes at each step (PolyViT's five schedules)."""
+
+    kind: Literal["task_by_task", "alternating", "uniform", "weighted", "accumulate"] = "uniform"
+    weighting: Literal["explicit", "size", "temperature"] = "size"  # for `weighted`
+    temperature: float = Field(2.0, gt=0.0)  # p_i ∝ n_i^(1/T) for weighting=temperature
+
+
+class OptimConfig(_Strict):
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.05, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    warmup_steps: int = Field(100, ge=0)
+    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    task_lr_mode: Literal["lr", "loss_scale"] = "lr"  # per-task lr_mult as LR, or 12-in-1 loss scaling
+
+
+class RunConfig(_Strict):
+    steps: int = Field(1000, ge=1)
+    seed: int = 0
+    out_dir: str = "runs/default"
+    eval_every: int = Field(500, ge=1)
+    eval_max_batches: int | None = Field(None, ge=1)
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    device: str = "cpu"
+    progress: bool = True
+    tensorboard: bool = True
+    threads: int | None = Field(None, ge=1)
+
+
+class ExperimentConfig(_Strict):
+    name: str = "experiment"
+    data: DataConfig = DataConfig()
+    tasks: list[TaskConfig]
+    model: ModelConfig = ModelConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        if not self.tasks:
+            raise ValueError("at least one task is needed")
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"task names must be unique; repeated: {dup}")
+        return self
+
+    def task(self, name: str) -> TaskConfig:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no task named {name!r}; tasks: {[t.name for t in self.tasks]}")
+
+
+# --------------------------------------------------------------------------------------- loading
+def _loc_to_key(loc: tuple[Any, ...], raw: dict) -> str:
+    """('tasks', 0, 'batch_size') -> 'tasks[shapes].batch_size' (task name when known)."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = str(node[item].get("name", item))
+            parts.append(f"[{label}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _format_errors(err: ValidationError, raw: dict, origin: str) -> str:
+    lines = [f"invalid config {origin}:"]
+    for e in err.errors():
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        key = _loc_to_key(loc, raw) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg} (got {e.get('input')!r})" if e["type"] != "missing" else f"  {key}: required key missing")
+    return "\n".join(lines)
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a raw mapping in place (value parsed as YAML).
+
+    A segment after ``tasks`` may be a task name or a list index: ``tasks.shapes.batch_size=16``.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} is not of the form key.sub=value")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, key)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    parsed = yaml.safe_load(value) if value != "" else None
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = parsed
+    else:
+        node[last] = parsed
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if part.isdigit() and int(part) < len(node):
+        return int(part)
+    for i, item in enumerate(node):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    raise ConfigError(f"override {key!r}: no list entry named or numbered {part!r}")
+
+
+def config_from_dict(raw: dict, origin: str = "<dict>") -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {origin} must be a mapping at the top level")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, raw, origin)) from None
+
+
+def load_raw(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+    return raw or {}
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML experiment file, apply ``key=value`` overrides, validate."""
+    raw = load_raw(path)
+    for o in overrides:
+        apply_override(raw, o)
+    return config_from_dict(raw, origin=str(path))
+
+
+def default_config_path(name: str = "demo") -> Path:
+    """An embedded config shipped inside the package (``cotrain/configs/NAME.yaml``)."""
+    path = Path(__file__).parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        avail = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"no embedded config {name!r}; available: {avail}")
+    return path
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
