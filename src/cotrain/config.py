@@ -73,6 +73,7 @@ class TaskConfig(_Strict):
     loss_weight: float = Field(1.0, ge=0.0)
     weight: float | None = Field(None, gt=0.0)  # explicit sampling weight (weighted schedule)
     steps: int | None = Field(None, ge=1)  # step budget (task-by-task schedule)
+    eval_every: int | None = Field(None, ge=1)  # validation interval for this task (None: run.eval_every)
     metric: Literal["top1", "mAP"] = "top1"
 
     @property

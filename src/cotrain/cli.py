@@ -1,0 +1,262 @@
+"""The ``cotrain`` command line: train, eval, probe, predict, info, data generate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EPILOG = """examples:
+  cotrain train --demo                                 co-train the embedded 7-task demo
+  cotrain train my.yaml run.steps=500 model.l_adapt=2   a config file plus overrides
+  cotrain train my.yaml --resume                        continue run.out_dir's latest checkpoint exactly
+  cotrain eval runs/demo                                test-set metrics of a run's latest checkpoint
+  cotrain probe runs/demo --task sounds                 linear probe of the frozen trunk on a task
+  cotrain predict runs/demo --task shapes img.png       predict from files (or text for text tasks)
+  cotrain info                                          model sizes (L_adapt = 0 and L/2), tasks, environment
+  cotrain data generate --demo                          generate and cache the world data of a config
+"""
+
+
+def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("config", nargs="?", help="experiment YAML file (see src/cotrain/configs/demo.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. run.steps=500 tasks.shapes.batch_size=16")
+    p.add_argument("--demo", action="store_true", help="use the embedded demo config")
+
+
+def _load_cfg(args: argparse.Namespace):
+    from .config import ConfigError, default_config_path, load_config
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config:  # `cotrain train --demo run.steps=10`
+        overrides.insert(0, config)
+        config = None
+    if args.demo or config is None:
+        if config is None and not args.demo:
+            raise ConfigError("give a config file, or --demo for the embedded default")
+        path = default_config_path("demo")
+    else:
+        path = Path(config)
+    cfg = load_config(path, overrides)
+    if args.demo:
+        cfg = _demo_adjust(cfg)
+    return cfg
+
+
+def _demo_adjust(cfg):
+    """Drop spoken-digits from the demo when espeak-ng is not installed (with a note)."""
+    from .data.world import espeak_available
+
+    if espeak_available():
+        return cfg
+    print("note: espeak-ng is not installed, so the demo skips spoken-digits (apt-get install espeak-ng)", file=sys.stderr)
+    tasks = [t for t in cfg.tasks if t.source.name != "spoken-digits"]
+    return cfg.model_copy(update={"tasks": tasks})
+
+
+# ---------------------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data.sources import build_all_task_data
+    from .train.trainer import Trainer, format_results
+
+    cfg = _load_cfg(args)
+    if args.out:
+        cfg.run.out_dir = args.out
+    if args.quiet:
+        cfg.run.progress = False
+    t0 = time.perf_counter()
+    print(f"[cotrain] {cfg.name}: {len(cfg.tasks)} tasks, {cfg.run.steps} steps, schedule {cfg.schedule.kind} -> {cfg.run.out_dir}")
+    data, tokenizer = build_all_task_data(cfg, progress=cfg.run.progress)
+    t_data = time.perf_counter() - t0
+    resume = None
+    if args.resume is not None:
+        resume = args.resume or cfg.run.out_dir
+    trainer = Trainer(cfg, data=data, tokenizer=tokenizer, resume=resume)
+    counts = trainer.model.parameter_counts()
+    print(f"[cotrain] data ready in {t_data:.1f}s; model {counts['total'] / 1e6:.2f}M parameters; starting at step {trainer.step}")
+    t1 = time.perf_counter()
+    results = trainer.fit()
+    print(f"[cotrain] trained in {time.perf_counter() - t1:.1f}s; checkpoint {trainer.last_checkpoint}")
+    print(format_results(results, data))
+    beat = sum(r["value"] > r["chance"] for r in results.values())
+    print(f"[cotrain] {beat}/{len(results)} tasks beat chance; total wall time {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data.sources import build_all_task_data
+    from .train.evaluate import evaluate_task
+    from .train.trainer import format_results
+
+    pred = load(args.checkpoint)
+    cfg = pred.cfg
+    if args.data_root:
+        cfg.data.root = args.data_root
+    tasks = args.tasks.split(",") if args.tasks else pred.tasks
+    for t in tasks:
+        pred.spec(t)
+    cfg = cfg.model_copy(update={"tasks": [t for t in cfg.tasks if t.name in tasks]})
+    data, _ = build_all_task_data(cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None)
+    results = {
+        t.name: evaluate_task(pred.model, t.name, data[t.name], t.metric, args.split, t.eval_batch_size or 128)
+        for t in cfg.tasks
+    }
+    print(f"[cotrain] {pred.checkpoint} on {args.split}")
+    print(format_results(results, data))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .train.probe import probe_checkpoint
+
+    result = probe_checkpoint(
+        args.checkpoint, args.task, epochs=args.epochs, n_train=args.n_train, seed=args.seed, data_root=args.data_root
+    )
+    print(
+        f"[cotrain] linear probe of {args.checkpoint} on {args.task} ({result['modality']}, trunk frozen): "
+        f"val {result['val']:.3f}  test {result['test']:.3f}  chance {result['chance']:.3f}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .api import load, predict_many
+
+    pred = load(args.checkpoint)
+    spec = pred.spec(args.task)
+    if spec.modality != "text":
+        missing = [p for p in args.inputs if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"input file(s) not found: {missing}")
+    rows = predict_many(pred, args.task, args.inputs)
+    for inp, row in zip(args.inputs, rows):
+        if args.json:
+            print(json.dumps({"input": inp, **row}))
+        else:
+            alts = ", ".join(f"{k} {v:.3f}" for k, v in list(row["scores"].items())[: args.top_k])
+            print(f"{inp}\t{row['label']}\t{row['score']:.3f}\t({alts})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .config import default_config_path, load_config
+    from .info import describe
+
+    cfg = _load_cfg(args) if (args.config or args.demo) else load_config(default_config_path("demo"))
+    print(describe(cfg))
+    return 0
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    from .data.sources import build_all_task_data, data_root
+
+    cfg = _load_cfg(args)
+    if args.root:
+        cfg.data.root = args.root
+    t0 = time.perf_counter()
+    data, _ = build_all_task_data(cfg, progress=True)
+    print(f"[cotrain] {len(data)} tasks ready under {data_root(cfg)} in {time.perf_counter() - t0:.1f}s")
+    for name, d in data.items():
+        print(f"  {name:16s} {d.modality:6s} classes={d.num_classes:3d} train={len(d.train)} val={len(d.val)} test={len(d.test)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cotrain",
+        description="Co-train one transformer on many tasks across image, video, audio and text.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a config", description="Train one model on every task of CONFIG "
+                       "(or the embedded demo). Writes checkpoints, log.jsonl, TensorBoard logs and results.json to run.out_dir, "
+                       "then prints the per-task test table.")
+    _add_config_args(t)
+    t.add_argument("--out", help="run folder (overrides run.out_dir)")
+    t.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
+                   help="continue exactly from a checkpoint (default: run.out_dir's latest)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint", description="Evaluate a checkpoint on its tasks' val or test split "
+                       "(the data is re-generated from, or read from, the checkpoint's config).")
+    e.add_argument("checkpoint", help="checkpoint folder, or a run folder (its latest checkpoint)")
+    e.add_argument("--split", default="test", choices=["val", "test"])
+    e.add_argument("--tasks", help="comma-separated subset of tasks")
+    e.add_argument("--data-root", help="where generated data is cached")
+    e.add_argument("--json", help="also write the results to this JSON file")
+    e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("probe", help="linear probe of the frozen trunk", description="PolyViT's linear-probe evaluation: freeze "
+                        "the encoders and trunk, train only a new linear head on TASK's training split, report val/test accuracy. "
+                        "TASK is one of the checkpoint's tasks or any world task (e.g. a held-out one) whose modality the model has.")
+    pr.add_argument("checkpoint")
+    pr.add_argument("--task", required=True)
+    pr.add_argument("--epochs", type=int, default=100, help="epochs of full-batch training of the linear head")
+    pr.add_argument("--n-train", type=int, default=None, help="training examples for a world task (default: its config)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--data-root", help="where generated data is cached")
+    pr.set_defaults(func=cmd_probe)
+
+    pd = sub.add_parser("predict", help="predict with a checkpoint", description="Predict TASK for each INPUT: image, audio "
+                        "(wav/flac) or video (mp4) files, or sentences for text tasks. Prints input, label, probability, alternatives.")
+    pd.add_argument("checkpoint")
+    pd.add_argument("--task", required=True)
+    pd.add_argument("inputs", nargs="+", metavar="INPUT")
+    pd.add_argument("--top-k", type=int, default=3)
+    pd.add_argument("--json", action="store_true", help="one JSON object per line")
+    pd.set_defaults(func=cmd_predict)
+
+    i = sub.add_parser("info", help="model sizes, tasks and environment", description="Describe a config (default: the demo): "
+                       "its tasks, the parameter counts of its model with L_adapt = 0 and L/2, and the environment.")
+    _add_config_args(i)
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("data", help="data commands", description="Data commands.")
+    dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    g = dsub.add_parser("generate", help="generate and cache the world data of a config",
+                        description="Generate (once per seed) and cache every world task of CONFIG; read and check its folder tasks.")
+    _add_config_args(g)
+    g.add_argument("--root", help="cache folder (default: data.root, $COTRAIN_DATA or ~/.cache/cotrain)")
+    g.set_defaults(func=cmd_data_generate)
+    d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .config import ConfigError
+    from .data.errors import DataError
+    from .train.checkpoint import CheckpointError
+    from .train.trainer import TrainingDiverged
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DataError, CheckpointError, TrainingDiverged, FileNotFoundError, KeyError, ValueError) as err:
+        if os.environ.get("COTRAIN_DEBUG"):
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"cotrain {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""From a task's ``source`` config to its :class:`TaskData`.
+
+``build_all_task_data(cfg)`` loads every task of an experiment (and, when any task reads text,
+builds or loads the WordPiece tokenizer first, from all text tasks' training sentences).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..config import ExperimentConfig, TaskConfig
+from .arrays import TaskData
+from .errors import DataError
+
+SOURCE_MODALITY = {
+    "image_folder": "image",
+    "audio_folder": "audio",
+    "video_folder": "video",
+    "text_tsv": "text",
+}
+
+
+def data_root(cfg: ExperimentConfig) -> Path:
+    """Where generated world data is cached: ``data.root``, else ``$COTRAIN_DATA``, else ``~/.cache/cotrain``."""
+    root = cfg.data.root or os.environ.get("COTRAIN_DATA") or Path.home() / ".cache" / "cotrain"
+    return Path(root).expanduser()
+
+
+def task_modality(task: TaskConfig) -> str:
+    """The modality a task reads, known from its config alone (no data loaded)."""
+    if task.source.kind == "world":
+        from .world import WORLD_TASKS
+
+        if task.source.name not in WORLD_TASKS:
+            raise DataError(
+                f"task {task.name!r}: unknown world task {task.source.name!r}; "
+                f"available: {sorted(WORLD_TASKS)}"
+            )
+        return WORLD_TASKS[task.source.name]
+    return SOURCE_MODALITY[task.source.kind]
+
+
+def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -> TaskData:
+    from .world import build_world_task
+
+    enc = cfg.model.encoders
+    size = enc.video.image_size if task_modality(task) == "video" else enc.image.image_size
+    src = task.source
+    return build_world_task(
+        src.name,
+        n_train=src.n_train,
+        n_val=src.n_val,
+        n_test=src.n_test,
+        seed=cfg.data.seed if src.seed is None else src.seed,
+        cache_dir=data_root(cfg) / "world",
+        image_size=size,
+        frames=enc.video.frames,
+        sample_rate=enc.audio.sample_rate,
+        seconds=enc.audio.seconds,
+        progress=progress,
+    )
+
+
+def _folder_kwargs(task: TaskConfig, cfg: ExperimentConfig) -> dict:
+    src = task.source
+    seed = cfg.data.seed if src.seed is None else src.seed
+    return dict(val_fraction=src.val_fraction, test_fraction=src.test_fraction, seed=seed, name=task.name)
+
+
+def _image_folder(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.folders import read_image_folder
+
+    return read_image_folder(
+        task.source.path, image_size=cfg.model.encoders.image.image_size, progress=progress, **_folder_kwargs(task, cfg)
+    )
+
+
+def _audio_folder(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.folders import read_audio_folder
+
+    a = cfg.model.encoders.audio
+    return read_audio_folder(
+        task.source.path, sample_rate=a.sample_rate, seconds=a.seconds, progress=progress, **_folder_kwargs(task, cfg)
+    )
+
+
+def _video_folder(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.folders import read_video_folder
+
+    v = cfg.model.encoders.video
+    return read_video_folder(
+        task.source.path, frames=v.frames, image_size=v.image_size, progress=progress, **_folder_kwargs(task, cfg)
+    )
+
+
+def _text_tsv(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.text_tsv import read_text_tsv
+
+    if tokenizer is None:
+        raise DataError(f"task {task.name!r} reads text but no tokenizer was built")
+    return read_text_tsv(
+        task.source.path, tokenizer=tokenizer, max_len=cfg.model.encoders.text.max_len, **_folder_kwargs(task, cfg)
+    )
+
+
+BUILDERS: dict[str, Callable[..., TaskData]] = {
+    "world": _world,
+    "image_folder": _image_folder,
+    "audio_folder": _audio_folder,
+    "video_folder": _video_folder,
+    "text_tsv": _text_tsv,
+}
+
+
+def tsv_sentences(path: str | Path) -> list[str]:
+    """The first column of a text TSV (header skipped), for building a vocabulary."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("text TSV file not found", path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["text", "label"]:
+        rows = rows[1:]
+    return [r[0] for r in rows if r]
+
+
+def build_tokenizer_for(cfg: ExperimentConfig, vocab_file: str | Path | None = None):
+    """The tokenizer for an experiment's text tasks, or None when no task reads text.
+
+    ``vocab_file`` (a checkpoint's vocab.txt) wins over the config, so a loaded model keeps its ids.
+    """
+    text_tasks = [t for t in cfg.tasks if task_modality(t) == "text"]
+    if not text_tasks and vocab_file is None:
+        return None
+    from .tokenizer import build_tokenizer
+
+    tcfg = cfg.model.encoders.text
+    if vocab_file is not None:
+        return build_tokenizer(tcfg.model_copy(update={"vocab": str(vocab_file)}))
+    if tcfg.vocab is not None:
+        return build_tokenizer(tcfg)
+    texts = [s for t in text_tasks for s in tsv_sentences(t.source.path)]
+    return build_tokenizer(tcfg, texts)
+
+
+def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, progress: bool = False) -> TaskData:
+    data = BUILDERS[task.source.kind](task, cfg, progress, tokenizer)
+    data.name = task.name
+    return data
+
+
+def build_all_task_data(
+    cfg: ExperimentConfig, *, progress: bool = False, vocab_file: str | Path | None = None
+) -> tuple[dict[str, TaskData], object | None]:
+    """Load every task of ``cfg``; returns ``({task: TaskData}, tokenizer or None)``."""
+    for t in cfg.tasks:
+        task_modality(t)  # unknown world names fail here, before anything is generated
+    tokenizer = build_tokenizer_for(cfg, vocab_file)
+    out = {}
+    for t in cfg.tasks:
+        out[t.name] = build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
+    return out, tokenizer

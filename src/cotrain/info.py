@@ -1,0 +1,83 @@
+"""``cotrain info``: a config's tasks, its model's parameter counts (L_adapt = 0 and L/2), the environment.
+
+Class counts come from the sources' metadata (world class lists, class folders, TSV labels), so no
+data is generated or decoded.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from pathlib import Path
+
+from .config import ExperimentConfig
+from .data.sources import task_modality, tsv_sentences
+from .model import TaskSpec, build_model
+
+
+def num_classes_of(task, cfg: ExperimentConfig) -> int:
+    src = task.source
+    if src.kind == "world":
+        from .data.world import world_class_names
+
+        return len(world_class_names(src.name))
+    path = Path(src.path)
+    if src.kind == "text_tsv":
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) >= 2]
+        labels = {r[1] for r in rows} - {"label"}
+        return len(labels)
+    root = path / "train" if (path / "train").is_dir() else path
+    return len([p for p in root.iterdir() if p.is_dir()])
+
+
+def light_specs(cfg: ExperimentConfig) -> list[TaskSpec]:
+    return [
+        TaskSpec(t.name, task_modality(t), t.head_key, num_classes_of(t, cfg), loss_weight=t.loss_weight)
+        for t in cfg.tasks
+    ]
+
+
+def parameter_table(cfg: ExperimentConfig, specs: list[TaskSpec] | None = None, vocab_size: int | None = None) -> list[dict]:
+    """Parameter counts of the config's model at ``l_adapt`` = 0 and depth // 2."""
+    specs = specs or light_specs(cfg)
+    if any(s.modality == "text" for s in specs) and vocab_size is None:
+        vocab_size = cfg.model.encoders.text.vocab_size
+    rows = []
+    for l_adapt in sorted({0, cfg.model.depth // 2}):
+        mcfg = cfg.model.model_copy(update={"l_adapt": l_adapt})
+        counts = build_model(mcfg, specs, vocab_size=vocab_size).parameter_counts()
+        rows.append({"l_adapt": l_adapt, **counts})
+    return rows
+
+
+def describe(cfg: ExperimentConfig) -> str:
+    import torch
+
+    specs = light_specs(cfg)
+    m = cfg.model
+    out = [f"experiment: {cfg.name}", "", "tasks:"]
+    out.append(f"  {'task':16s} {'modality':8s} {'head':16s} {'classes':>7s} {'batch':>5s} {'lr_mult':>7s}  source")
+    for t, s in zip(cfg.tasks, specs):
+        src = t.source.name if t.source.kind == "world" else t.source.path
+        out.append(
+            f"  {t.name:16s} {s.modality:8s} {s.head:16s} {s.num_classes:7d} {t.batch_size:5d} {t.lr_mult:7.2f}  {t.source.kind}:{src}"
+        )
+    out += ["", f"model: shared trunk, dim {m.dim}, depth {m.depth}, {m.num_heads} heads, mlp x{m.mlp_ratio}"]
+    out.append(f"  {'L_adapt':>7s} {'encoders':>10s} {'shared':>10s} {'adapters':>10s} {'heads':>10s} {'total':>11s}")
+    for r in parameter_table(cfg, specs):
+        out.append(
+            f"  {r['l_adapt']:7d} {r['encoders']:10,d} {r['trunk_shared']:10,d} {r['trunk_adapt']:10,d} {r['heads']:10,d} {r['total']:11,d}"
+        )
+    n_single = sum(build_model(m.model_copy(update={"l_adapt": 0}), [s]).parameter_counts()["total"] for s in specs)
+    out.append(f"  {len(specs)} single-task models of the same size: {n_single:,d} parameters in all")
+    out += [
+        "",
+        f"schedule: {cfg.schedule.kind}; {cfg.run.steps} steps; optimizer AdamW lr {cfg.optim.lr}",
+        f"environment: python {platform.python_version()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, cuda {'yes' if torch.cuda.is_available() else 'no'}, "
+        f"espeak-ng {'yes' if shutil.which('espeak-ng') else 'no (spoken-digits unavailable)'}",
+    ]
+    return "\n".join(out)

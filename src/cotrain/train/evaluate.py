@@ -1,0 +1,58 @@
+"""Evaluation of one task on one split: the task's metric, computed over the whole split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.arrays import Split, TaskData, iterate_once
+from ..metrics.classification import chance_level, mean_average_precision, top1
+
+
+@torch.inference_mode()
+def predict_split(
+    model, task: str, split: Split, batch_size: int, max_batches: int | None = None, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[N, C]`` and labels for (the first ``max_batches`` batches of) a split."""
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    for i, batch in enumerate(iterate_once(split, batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        logits.append(model(batch, task).float().cpu())
+        labels.append(batch["label"].cpu())
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """``top1`` on argmax (single-label) or ``mAP`` over sigmoid scores (multi-label)."""
+    if metric == "top1":
+        if labels.ndim == 2:  # multi-label targets scored by top-1: the argmax must be a positive
+            hit = labels.gather(1, logits.argmax(1, keepdim=True)).squeeze(1) > 0
+            return float(hit.float().mean())
+        return top1(logits, labels)
+    if metric == "mAP":
+        targets = labels if labels.ndim == 2 else torch.nn.functional.one_hot(labels, logits.shape[1])
+        return mean_average_precision(torch.sigmoid(logits).numpy(), targets.numpy())
+    raise ValueError(f"unknown metric {metric!r}; use top1 or mAP")
+
+
+def evaluate_task(
+    model,
+    task: str,
+    data: TaskData,
+    metric: str,
+    split: str = "val",
+    batch_size: int = 128,
+    max_batches: int | None = None,
+    device: str = "cpu",
+) -> dict:
+    """``{"metric", "value", "chance", "n"}`` for one task on one split."""
+    logits, labels = predict_split(model, task, data.split(split), batch_size, max_batches, device)
+    n = len(labels)
+    test_labels = data.split(split).arrays["label"][:n]
+    chance = chance_level(data.train.arrays["label"], np.asarray(test_labels), kind=metric)
+    return {"metric": metric, "value": score(metric, logits, labels), "chance": float(chance), "n": int(n)}

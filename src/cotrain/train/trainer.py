@@ -1,0 +1,324 @@
+"""The training loop: one loop for every schedule.
+
+Update semantics are explicit. For one-task schedules (task-by-task, alternating, uniform,
+weighted) each global step draws one task, runs one batch of it and makes one optimizer update.
+For ``accumulate`` each step runs one batch of every task, accumulates their gradients and makes
+one update. A task's ``lr_mult`` scales the learning rate of the updates its batches drive
+(``optim.task_lr_mode: lr``), or, with ``loss_scale``, multiplies its loss by
+``lr_mult / min(lr_mult)`` at the base learning rate (12-in-1's loss scaling). Heads that a step does
+not use get no gradient (``None``) and are skipped by AdamW: no update, no weight decay.
+
+Exact resume: the schedule is a pure function of the global step, batch iterators are
+``(epoch, position)``, and the checkpoint holds weights, optimizer state and the torch RNG state, so
+a run stopped at step k and resumed ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import ExperimentConfig, config_from_dict, dump_config
+from ..data.arrays import BatchIterator, TaskData
+from ..data.sources import build_all_task_data
+from ..model import CotrainModel, TaskSpec, build_model
+from ..schedules import build_schedule
+from .checkpoint import load_checkpoint, optimizer_from_flat, save_checkpoint
+from .evaluate import evaluate_task
+from .logging import RunLogger
+from .lr import loss_scales, lr_factor
+
+STATE_VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the task and the step."""
+
+
+def task_specs(cfg: ExperimentConfig, data: dict[str, TaskData]) -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name=t.name,
+            modality=data[t.name].modality,
+            head=t.head_key,
+            num_classes=data[t.name].num_classes,
+            multilabel=data[t.name].multilabel,
+            loss_weight=t.loss_weight,
+        )
+        for t in cfg.tasks
+    ]
+
+
+def build_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.AdamW:
+    """AdamW with two groups: weight decay on matrices, none on biases, norms, tokens and embeddings' 1-D params."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "pos_embed")) else decay).append(p)
+    o = cfg.optim
+    groups = [
+        {"params": decay, "weight_decay": o.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
+
+
+class Trainer:
+    """Co-train one model on every task of an experiment config.
+
+    Args:
+        cfg: the validated experiment.
+        data: preloaded task data (default: built from ``cfg``).
+        tokenizer: the tokenizer the data was encoded with (needed when a task reads text).
+        resume: a checkpoint or run folder to continue from (exactly).
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        *,
+        data: dict[str, TaskData] | None = None,
+        tokenizer=None,
+        resume: str | Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        run = cfg.run
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        self.device = torch.device(run.device)
+        self.out_dir = Path(run.out_dir)
+        if data is None:
+            data, tokenizer = build_all_task_data(cfg, progress=run.progress)
+        missing = [t.name for t in cfg.tasks if t.name not in data]
+        if missing:
+            raise ValueError(f"no data given for tasks {missing}")
+        self.data = data
+        self.tokenizer = tokenizer
+        self.tasks = {t.name: t for t in cfg.tasks}
+        self.specs = task_specs(cfg, data)
+
+        torch.manual_seed(run.seed)
+        vocab = getattr(tokenizer, "vocab_size", None)
+        self.model: CotrainModel = build_model(cfg.model, self.specs, vocab_size=vocab).to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.schedule = build_schedule(
+            cfg.schedule,
+            [t.name for t in cfg.tasks],
+            steps=run.steps,
+            seed=run.seed,
+            sizes={n: len(d.train) for n, d in data.items()},
+            budgets={t.name: t.steps for t in cfg.tasks},
+            weights={t.name: t.weight for t in cfg.tasks},
+        )
+        self.iterators = {
+            t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i)
+            for i, t in enumerate(cfg.tasks)
+        }
+        mults = {t.name: t.lr_mult for t in cfg.tasks}
+        if cfg.optim.task_lr_mode == "lr":
+            self.lr_mult, self.loss_scale = mults, {n: 1.0 for n in mults}
+        else:
+            self.lr_mult, self.loss_scale = {n: 1.0 for n in mults}, loss_scales(mults)
+        self.step = 0
+        self.task_steps = {n: 0 for n in self.tasks}
+        self.task_time = {n: 0.0 for n in self.tasks}
+        self.history: list[dict] = []
+        self.last_checkpoint: Path | None = None
+        if resume is not None:
+            self.restore(resume)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "step": self.step,
+            "config": self.cfg.model_dump(mode="json"),
+            "tasks": [asdict(s) for s in self.specs],
+            "class_names": {n: d.class_names for n, d in self.data.items()},
+            "sample_rate": {n: d.sample_rate for n, d in self.data.items()},
+            "schedule": self.schedule.state_dict(),
+            "iterators": {n: it.state_dict() for n, it in self.iterators.items()},
+            "task_steps": self.task_steps,
+            "task_time": self.task_time,
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        vocab_file = None
+        if self.tokenizer is not None:
+            vocab_file = self.out_dir / "vocab.txt"
+            self.tokenizer.save(vocab_file)
+        self.last_checkpoint = save_checkpoint(
+            self.out_dir / "checkpoints",
+            self.step,
+            self.model,
+            self.state(),
+            self.optimizer,
+            vocab_file=vocab_file,
+            keep=self.cfg.run.keep_checkpoints,
+        )
+        return self.last_checkpoint
+
+    def restore(self, path: str | Path) -> None:
+        ck = load_checkpoint(path)
+        st = ck["state"]
+        saved_tasks = [s["name"] for s in st["tasks"]]
+        if saved_tasks != [s.name for s in self.specs]:
+            raise ValueError(f"{ck['dir']}: checkpoint tasks {saved_tasks} differ from the config's {[s.name for s in self.specs]}")
+        self.model.load_state_dict(ck["model"])
+        if "optimizer" in st:
+            self.optimizer.load_state_dict(optimizer_from_flat(ck["extra"], st["optimizer"]))
+        if "rng.torch" in ck["extra"]:
+            torch.set_rng_state(ck["extra"]["rng.torch"])
+        self.schedule.load_state_dict(st["schedule"])
+        for name, it_state in st["iterators"].items():
+            self.iterators[name].load_state_dict(it_state)
+        self.step = int(st["step"])
+        self.task_steps.update(st.get("task_steps", {}))
+        self.task_time.update(st.get("task_time", {}))
+        self.history = list(st.get("history", []))
+        self.last_checkpoint = ck["dir"]
+
+    # ------------------------------------------------------------------ training
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _task_loss(self, task: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = next(self.iterators[task])
+        if self.device.type != "cpu":
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        losses = self.model.losses(batch, task)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
+            raise TrainingDiverged(f"non-finite loss ({float(loss)}) in task {task!r} at step {self.step}{where}")
+        scale = self.loss_scale[task]
+        return (loss * scale if scale != 1.0 else loss), losses
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One global step (one update). Returns the detached loss of each task it ran."""
+        tasks = self.schedule.tasks_at(self.step)
+        o = self.cfg.optim
+        base = o.lr * lr_factor(
+            self.step, total_steps=self.cfg.run.steps, warmup_steps=o.warmup_steps, decay=o.decay, min_ratio=o.min_lr_ratio
+        )
+        self._set_lr(base * self.lr_mult[tasks[0]] if len(tasks) == 1 else base)
+        out = {}
+        for task in tasks:
+            t0 = time.perf_counter()
+            loss, _ = self._task_loss(task)
+            loss.backward()
+            out[task] = loss.detach()
+            self.task_steps[task] += 1
+            self.task_time[task] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if o.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        share = (time.perf_counter() - t0) / len(tasks)
+        for task in tasks:
+            self.task_time[task] += share
+        self.step += 1
+        return out
+
+    def evaluate(
+        self, split: str = "val", max_batches: int | None = None, tasks: list[str] | None = None
+    ) -> dict[str, dict]:
+        results = {}
+        for name, t in self.tasks.items():
+            if tasks is not None and name not in tasks:
+                continue
+            bs = t.eval_batch_size or max(t.batch_size, 64)
+            results[name] = evaluate_task(
+                self.model, name, self.data[name], t.metric, split, bs, max_batches, str(self.device)
+            )
+        return results
+
+    def fit(self, stop_at: int | None = None) -> dict[str, dict]:
+        """Train until ``run.steps`` (or ``stop_at``, for tests of resume); evaluate on test at the end.
+
+        Returns the per-task test results (``metric``, ``value``, ``chance``, ``steps``, ``time_s``)
+        when training reached ``run.steps``, else ``{}``.
+        """
+        run = self.cfg.run
+        end = min(run.steps, stop_at) if stop_at is not None else run.steps
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
+        logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0)
+        if self.step == 0:
+            logger.log("event", 0, message="start", schedule=self.schedule.describe(), params=self.model.parameter_counts()["total"])
+        bar = tqdm(total=run.steps, initial=self.step, disable=not run.progress, dynamic_ncols=True, unit="step")
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        window_start, window_step = time.perf_counter(), self.step
+        try:
+            while self.step < end:
+                losses = self.train_step()
+                for task, val in losses.items():
+                    sums[task] = sums[task] + val if task in sums else val
+                    counts[task] = counts.get(task, 0) + 1
+                bar.update(1)
+                if run.progress:
+                    bar.set_description_str(next(iter(losses)), refresh=False)
+                if self.step % run.log_every == 0 or self.step == end:
+                    rate = (self.step - window_step) / max(time.perf_counter() - window_start, 1e-9)
+                    mean = {t: float(sums[t]) / counts[t] for t in sums}
+                    logger.log(
+                        "train", self.step, lr=self.optimizer.param_groups[0]["lr"], steps_per_s=round(rate, 3),
+                        **{f"loss/{t}": round(v, 5) for t, v in mean.items()},
+                    )
+                    bar.set_postfix({t: f"{v:.3f}" for t, v in mean.items()} | {"it/s": f"{rate:.1f}"}, refresh=False)
+                    sums, counts = {}, {}
+                    window_start, window_step = time.perf_counter(), self.step
+                due = [n for n, t in self.tasks.items() if self.step % (t.eval_every or run.eval_every) == 0]
+                if due and self.step < run.steps:
+                    self._log_eval(logger, "val", run.eval_max_batches, due)
+                if self.step % run.checkpoint_every == 0 or self.step == end:
+                    self.save()
+            if self.step < run.steps:
+                return {}
+            results = self._log_eval(logger, "test", None)
+            for name, r in results.items():
+                r["steps"] = self.task_steps[name]
+                r["time_s"] = round(self.task_time[name], 2)
+            (self.out_dir / "results.json").write_text(json.dumps(results, indent=1))
+            return results
+        finally:
+            bar.close()
+            logger.close()
+
+    def _log_eval(
+        self, logger: RunLogger, split: str, max_batches: int | None, tasks: list[str] | None = None
+    ) -> dict[str, dict]:
+        results = self.evaluate(split, max_batches, tasks)
+        flat = {f"{t}/{r['metric']}": round(r["value"], 5) for t, r in results.items()}
+        logger.log("eval", self.step, split=split, **flat)
+        self.history.append({"step": self.step, "split": split, **flat})
+        return results
+
+
+def config_from_state(state: dict) -> ExperimentConfig:
+    return config_from_dict(state["config"], origin="checkpoint state.json")
+
+
+def format_results(results: dict[str, dict], data: dict[str, TaskData] | None = None) -> str:
+    """A Markdown table: task, modality, metric, test score, chance, steps, time."""
+    lines = [
+        "| task | modality | metric | test | chance | steps | time (s) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        mod = data[name].modality if data else ""
+        lines.append(
+            f"| {name} | {mod} | {r['metric']} | {r['value']:.3f} | {r['chance']:.3f} | {r.get('steps', '')} | {r.get('time_s', '')} |"
+        )
+    return "\n".join(lines)
