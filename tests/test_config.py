@@ -78,3 +78,23 @@ def test_bad_overrides(tmp_path):
         load_config(path, ["run.steps"])
     with pytest.raises(ConfigError, match="no list entry"):
         apply_override(dict(BASE), "tasks.nosuch.batch_size=3")
+
+
+def test_task_head_must_be_declared_and_declared_heads_used(tmp_path):
+    raw = {"tasks": [{"name": "a", "head": "sharedd", "source": {"kind": "world", "name": "shapes"}}],
+           "model": {"heads": {"shared": {}}}}
+    with pytest.raises(ConfigError, match="uses head 'sharedd', which model.heads does not declare"):
+        load_config(write(tmp_path, raw))
+    raw = {**BASE, "model": {"heads": {"nobody": {}}}}
+    with pytest.raises(ConfigError, match=r"declares \['nobody'\], which no task uses"):
+        load_config(write(tmp_path, raw))
+    ok = {"tasks": [{"name": n, "head": "s", "source": {"kind": "world", "name": "digits"}} for n in ("a", "b")],
+          "model": {"heads": {"s": {"mlp": True}}}}
+    cfg = load_config(write(tmp_path, ok))
+    assert {t.head_key for t in cfg.tasks} == {"s"}
+
+
+def test_task_modality_must_exist(tmp_path):
+    raw = {"tasks": [{"name": "a", "modality": "smell", "source": {"kind": "world", "name": "shapes"}}]}
+    with pytest.raises(ConfigError, match=r"tasks\[a\]\.modality"):
+        load_config(write(tmp_path, raw))

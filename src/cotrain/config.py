@@ -65,7 +65,8 @@ class TaskConfig(_Strict):
 
     name: str
     source: SourceConfig
-    head: str | None = None  # head key; tasks naming the same key share one head. None: the task name
+    modality: Literal["image", "video", "audio", "text"] | None = None  # None: the source's; else must match it
+    head: str | None = None  # a key of model.heads (tasks naming the same key share one head); None: own head
     group: str | None = None
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
@@ -202,6 +203,17 @@ class ExperimentConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"task names must be unique; repeated: {dup}")
+        declared = set(self.model.heads)
+        for t in self.tasks:
+            if t.head is not None and t.head not in declared:
+                raise ValueError(
+                    f"task {t.name!r} uses head {t.head!r}, which model.heads does not declare "
+                    f"(declared: {sorted(declared)}); declare it, or drop `head` to give the task its own"
+                )
+        used = {t.head_key for t in self.tasks}
+        unused = sorted(declared - used)
+        if unused:
+            raise ValueError(f"model.heads declares {unused}, which no task uses (a task's head key is `head` or its name)")
         return self
 
     def task(self, name: str) -> TaskConfig:

@@ -31,6 +31,13 @@ def data_root(cfg: ExperimentConfig) -> Path:
 
 def task_modality(task: TaskConfig) -> str:
     """The modality a task reads, known from its config alone (no data loaded)."""
+    found = _source_modality(task)
+    if task.modality is not None and task.modality != found:
+        raise DataError(f"task {task.name!r} declares modality {task.modality!r} but its source gives {found!r}")
+    return found
+
+
+def _source_modality(task: TaskConfig) -> str:
     if task.source.kind == "world":
         from .world import WORLD_TASKS
 

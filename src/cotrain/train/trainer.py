@@ -199,7 +199,7 @@ class Trainer:
         loss = losses["loss"]
         if not torch.isfinite(loss):
             where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
-            raise TrainingDiverged(f"non-finite loss ({float(loss)}) in task {task!r} at step {self.step}{where}")
+            raise TrainingDiverged(f"non-finite loss ({float(loss.detach())}) in task {task!r} at step {self.step}{where}")
         scale = self.loss_scale[task]
         return (loss * scale if scale != 1.0 else loss), losses
 
