@@ -89,11 +89,11 @@ class Predictor:
 
         enc = self.cfg.model.encoders
         if modality == "image":
-            return folders.load_image(path, image_size=enc.image.image_size)
+            return folders.load_image(path, enc.image.image_size)
         if modality == "audio":
-            return folders.load_audio(path, sample_rate=enc.audio.sample_rate, seconds=enc.audio.seconds)
+            return folders.load_audio(path, enc.audio.sample_rate, round(enc.audio.seconds * enc.audio.sample_rate))
         if modality == "video":
-            return folders.load_video(path, frames=enc.video.frames, image_size=enc.video.image_size)
+            return folders.load_video(path, enc.video.frames, enc.video.image_size)
         raise ValueError(f"cannot read {modality} from a file; modalities: {INPUT_KEYS}")
 
     # ------------------------------------------------------------------ outputs

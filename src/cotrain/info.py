@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from .config import ExperimentConfig
-from .data.sources import task_modality, tsv_sentences
+from .data.sources import task_modality
 from .model import TaskSpec, build_model
 
 
@@ -23,12 +23,9 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int:
         return len(world_class_names(src.name))
     path = Path(src.path)
     if src.kind == "text_tsv":
-        import csv
+        from .data.formats.text_tsv import read_tsv_rows
 
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE) if len(r) >= 2]
-        labels = {r[1] for r in rows} - {"label"}
-        return len(labels)
+        return len({r.label for r in read_tsv_rows(path)})
     root = path / "train" if (path / "train").is_dir() else path
     return len([p for p in root.iterdir() if p.is_dir()])
 

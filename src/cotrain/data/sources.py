@@ -6,7 +6,6 @@ builds or loads the WordPiece tokenizer first, from all text tasks' training sen
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Callable
@@ -122,18 +121,6 @@ BUILDERS: dict[str, Callable[..., TaskData]] = {
 }
 
 
-def tsv_sentences(path: str | Path) -> list[str]:
-    """The first column of a text TSV (header skipped), for building a vocabulary."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("text TSV file not found", path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["text", "label"]:
-        rows = rows[1:]
-    return [r[0] for r in rows if r]
-
-
 def build_tokenizer_for(cfg: ExperimentConfig, vocab_file: str | Path | None = None):
     """The tokenizer for an experiment's text tasks, or None when no task reads text.
 
@@ -149,13 +136,22 @@ def build_tokenizer_for(cfg: ExperimentConfig, vocab_file: str | Path | None = N
         return build_tokenizer(tcfg.model_copy(update={"vocab": str(vocab_file)}))
     if tcfg.vocab is not None:
         return build_tokenizer(tcfg)
-    texts = [s for t in text_tasks for s in tsv_sentences(t.source.path)]
+    from .formats.text_tsv import read_tsv_texts
+
+    texts = []
+    for t in text_tasks:  # training sentences only, split exactly as the reader will split them
+        kw = _folder_kwargs(t, cfg)
+        kw.pop("name")
+        texts += read_tsv_texts(t.source.path, split="train", **kw)
     return build_tokenizer(tcfg, texts)
 
 
 def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, progress: bool = False) -> TaskData:
     data = BUILDERS[task.source.kind](task, cfg, progress, tokenizer)
     data.name = task.name
+    rate = cfg.model.encoders.audio.sample_rate
+    if data.modality == "audio" and data.sample_rate != rate:
+        raise DataError(f"task {task.name!r} gives audio at {data.sample_rate} Hz but the audio encoder expects {rate} Hz")
     return data
 
 

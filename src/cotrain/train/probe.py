@@ -18,7 +18,7 @@ from ..data.arrays import Split, TaskData, iterate_once
 from ..metrics.classification import chance_level, top1
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def extract_features(model, split: Split, modality: str, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-token trunk features ``[N, D]`` and labels ``[N]`` of every example of a split."""
     if modality not in model.encoders:

@@ -1,0 +1,37 @@
+"""Image encoder: 2-D patches (ViT), class token, 2-D positional embedding resampled on size change."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cotrain.config import ImageEncoderConfig
+from cotrain.modalities.common import TokenEncoder, check_divisible, normalise_pixels
+
+
+class ImageEncoder(TokenEncoder):
+    """``x`` uint8 or float ``[B, C, H, W]`` → ``(tokens [B, 1 + (H/p)(W/p), D], None)``.
+
+    uint8 pixels are scaled to [0, 1], float pixels are taken to be in [0, 1]; both are then mapped
+    to [-1, 1]. Patches are embedded by a ``Conv2d`` with kernel = stride = ``patch_size``. An input
+    whose size differs from ``image_size`` gets the positional grid resampled (bicubic).
+    """
+
+    def __init__(self, cfg: ImageEncoderConfig, dim: int, dropout: float = 0.0) -> None:
+        check_divisible("image_size", cfg.image_size, cfg.patch_size, "model.encoders.image.patch_size")
+        side = cfg.image_size // cfg.patch_size
+        super().__init__(dim, (side, side), dropout)
+        self.patch_size = cfg.patch_size
+        self.channels = cfg.channels
+        self.patch_embed = nn.Conv2d(cfg.channels, dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"image input must be [B, {self.channels}, H, W], got {tuple(x.shape)}")
+        p = self.patch_size
+        h, w = x.shape[-2:]
+        check_divisible("image height", h, p, "model.encoders.image.patch_size")
+        check_divisible("image width", w, p, "model.encoders.image.patch_size")
+        x = self.patch_embed(normalise_pixels(x))  # [B, D, H/p, W/p]
+        grid = (h // p, w // p)
+        return self.add_cls_and_pos(x.flatten(2).transpose(1, 2), grid), None

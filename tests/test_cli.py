@@ -1,0 +1,165 @@
+"""The command line, end to end on small real-format folders (PNG images, WAV audio)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from PIL import Image
+
+from cotrain.cli import main
+
+
+def make_image_folder(root: Path, n: int = 24) -> Path:
+    """Two classes: dark and bright images."""
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 50), ("bright", 200)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            arr = np.clip(level + rng.normal(0, 15, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / cls / f"{i}.png")
+    return root
+
+
+def make_audio_folder(root: Path, n: int = 24) -> Path:
+    """Two classes: low and high tones."""
+    rng = np.random.default_rng(1)
+    t = np.arange(4000) / 8000
+    for cls, freq in (("low", 300.0), ("high", 1500.0)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            wav = 0.5 * np.sin(2 * np.pi * freq * (1 + 0.05 * rng.standard_normal()) * t) + 0.05 * rng.standard_normal(len(t))
+            sf.write(root / cls / f"{i}.wav", wav.astype(np.float32), 8000)
+    return root
+
+
+def write_cfg(tmp_path: Path, **run) -> Path:
+    raw = {
+        "name": "cli",
+        "tasks": [
+            {"name": "bright", "source": {"kind": "image_folder", "path": str(make_image_folder(tmp_path / "img")), "val_fraction": 0.2, "test_fraction": 0.2}, "batch_size": 8},
+            {"name": "tone", "source": {"kind": "audio_folder", "path": str(make_audio_folder(tmp_path / "aud")), "val_fraction": 0.2, "test_fraction": 0.2}, "batch_size": 8},
+        ],
+        "model": {"dim": 32, "depth": 2, "num_heads": 2,
+                  "encoders": {"image": {"image_size": 16, "patch_size": 8},
+                               "audio": {"sample_rate": 8000, "seconds": 0.5, "n_fft": 128, "hop_length": 64, "n_mels": 32, "patch": [16, 16]}}},
+        "schedule": {"kind": "alternating"},
+        "optim": {"lr": 3e-3, "warmup_steps": 5},
+        "run": {"steps": 40, "out_dir": str(tmp_path / "run"), "progress": False, "tensorboard": False,
+                "eval_every": 20, "checkpoint_every": 20, **run},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    cfg = write_cfg(tmp)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    return tmp
+
+
+def test_train_prints_table_and_beats_chance(trained, capsys):
+    results = json.loads((trained / "run" / "results.json").read_text())
+    assert set(results) == {"bright", "tone"}
+    for r in results.values():
+        assert r["value"] >= 0.9 and r["chance"] <= 0.6
+
+
+def test_eval_predict_api_agree(trained, capsys):
+    assert main(["eval", str(trained / "run"), "--json", str(trained / "eval.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| bright | image | top1 |" in out
+    ev = json.loads((trained / "eval.json").read_text())
+    assert ev["bright"]["value"] == pytest.approx(json.loads((trained / "run" / "results.json").read_text())["bright"]["value"])
+
+    dark = sorted((trained / "img" / "dark").glob("*.png"))[:2]
+    high = sorted((trained / "aud" / "high").glob("*.wav"))[:1]
+    assert main(["predict", str(trained / "run"), "--task", "bright", *map(str, dark), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["dark", "dark"]
+    assert main(["predict", str(trained / "run"), "--task", "tone", str(high[0])]) == 0
+    assert "\thigh\t" in capsys.readouterr().out
+
+    import cotrain
+
+    model = cotrain.load(trained / "run")
+    assert model.tasks == ["bright", "tone"]
+    assert model.predict("bright", dark[0])[0]["label"] == "dark"
+    arr = np.full((3, 16, 16), 220, np.uint8)  # an array in the batch layout, one example
+    assert model.predict("bright", arr)[0]["label"] == "bright"
+    with pytest.raises(KeyError, match="this model knows"):
+        model.predict("nope", arr)
+    with pytest.raises(ValueError, match=r"\[B,3,H,W\]"):
+        model.predict("bright", np.zeros((2, 2), np.uint8))
+
+
+def test_probe_on_own_task(trained, capsys):
+    assert main(["probe", str(trained / "run"), "--task", "tone", "--epochs", "50"]) == 0
+    out = capsys.readouterr().out
+    test_acc = float(out.split("test ")[1].split()[0])
+    assert test_acc >= 0.8
+
+
+def test_resume_flag_continues(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, steps=20)
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    assert main(["train", str(cfg), "--quiet", "run.steps=30", "--resume"]) == 0
+    assert "starting at step 20" in capsys.readouterr().out
+
+
+def test_info_reports_both_l_adapt(trained, capsys):
+    assert main(["info", str(trained / "exp.yaml"), "model.depth=4"]) == 0
+    out = capsys.readouterr().out
+    lines = [l.split() for l in out.splitlines()]
+    lines = [l for l in lines if len(l) == 6 and all(x.replace(",", "").isdigit() for x in l)]
+    assert [l[0] for l in lines] == ["0", "2"]
+    total0, total2 = (int(l[-1].replace(",", "")) for l in lines)
+    assert total2 > total0  # adapter layers are per modality
+    assert "bright" in out and "image_folder" in out
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tasks.bright.source.path=/does/not/exist", "/does/not/exist"),
+        ("model.dpth=3", "model.dpth: unknown key"),
+        ("tasks.tone.batch_size=many", r"tasks\[tone\].batch_size"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path, capsys, override, message):
+    cfg = write_cfg(tmp_path)
+    assert main(["train", str(cfg), override, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cotrain train: error:")
+    import re
+
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def test_empty_class_folder_and_corrupt_file_named(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    (tmp_path / "img" / "empty").mkdir()
+    assert main(["train", str(cfg), "--quiet"]) == 1
+    assert "empty" in capsys.readouterr().err
+    (tmp_path / "img" / "empty").rmdir()
+    (tmp_path / "aud" / "low" / "3.wav").write_bytes(b"not a wav file")
+    assert main(["train", str(cfg), "--quiet"]) == 1
+    assert "3.wav" in capsys.readouterr().err
+
+
+def test_help_texts_explain():
+    out = subprocess.run([sys.executable, "-m", "cotrain.cli", "--help"], capture_output=True, text=True).stdout
+    for cmd in ("train", "eval", "probe", "predict", "info", "data"):
+        assert cmd in out
+    out = subprocess.run([sys.executable, "-m", "cotrain.cli", "probe", "--help"], capture_output=True, text=True).stdout
+    assert "linear head" in out and "--task" in out
