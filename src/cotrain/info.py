@@ -18,9 +18,9 @@ from .model import TaskSpec, build_model
 def num_classes_of(task, cfg: ExperimentConfig) -> int:
     src = task.source
     if src.kind == "world":
-        from .data.world import world_class_names
+        from .data.world import CLASS_NAMES
 
-        return len(world_class_names(src.name))
+        return len(CLASS_NAMES[src.name])
     path = Path(src.path)
     if src.kind == "text_tsv":
         from .data.formats.text_tsv import read_tsv_rows

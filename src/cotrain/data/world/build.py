@@ -1,0 +1,184 @@
+"""``build_world_task``: generate (or load from the cache) one task of the procedural world."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..arrays import Split, TaskData
+from ..errors import DataError
+from . import audio, images, speech, video
+from .common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, task_seed
+from .config import WorldConfig
+
+# Bump when generated content changes, so stale caches are not reused.
+GENERATOR_VERSION = 1
+
+WORLD_TASKS: dict[str, str] = {
+    "shapes": "image",
+    "count": "image",
+    "digits": "image",
+    "motion": "video",
+    "moving-digits": "video",
+    "sounds": "audio",
+    "spoken-digits": "audio",
+}
+
+Generator = Callable[[str, int, str, int, WorldConfig], dict]
+_GENERATORS: dict[str, Generator] = {
+    "shapes": images.generate_scene_task,
+    "count": images.generate_scene_task,
+    "digits": images.generate_digits,
+    "motion": video.generate_motion,
+    "moving-digits": video.generate_moving_digits,
+    "sounds": audio.generate_sounds,
+    "spoken-digits": speech.generate_spoken_digits,
+}
+CLASS_NAMES: dict[str, list[str]] = {
+    **images.CLASS_NAMES,
+    **video.CLASS_NAMES,
+    **audio.CLASS_NAMES,
+    **speech.CLASS_NAMES,
+}
+
+
+def espeak_available() -> bool:
+    """Whether the ``spoken-digits`` task can be generated (``espeak-ng`` is installed)."""
+    return speech.espeak_available()
+
+
+def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
+    return int(value)
+
+
+def cache_key(name: str, params: dict) -> str:
+    blob = json.dumps({"name": name, "version": GENERATOR_VERSION, **params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when the file is missing or unreadable (then it is regenerated)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def build_world_task(
+    name: str,
+    *,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    seed: int,
+    cache_dir: str | Path | None,
+    image_size: int = 32,
+    frames: int = 4,
+    sample_rate: int = 8000,
+    seconds: float = 1.0,
+    progress: bool = False,
+) -> TaskData:
+    """Generate task ``name`` of the procedural world (see :data:`WORLD_TASKS`).
+
+    Deterministic in its arguments. Example ``i`` of split ``s`` is built from the global index
+    ``SPLIT_OFFSETS[s] + i`` (train 0.., val 1,000,000.., test 2,000,000..) and the task seed
+    ``task_seed(seed, name)``, so the splits never share a scene. With ``cache_dir`` the arrays are
+    saved once to ``cache_dir/<name>-<hash of all arguments>.npz`` and loaded from there afterwards.
+    """
+    if name not in WORLD_TASKS:
+        raise ValueError(f"unknown world task {name!r}; valid names: {', '.join(WORLD_TASKS)}")
+    sizes = {
+        "train": _check_int("n_train", n_train, 0, MAX_SPLIT_SIZE),
+        "val": _check_int("n_val", n_val, 0, MAX_SPLIT_SIZE),
+        "test": _check_int("n_test", n_test, 0, MAX_SPLIT_SIZE),
+    }
+    seed = _check_int("seed", seed, -(2**62), 2**62)
+    image_size = _check_int("image_size", image_size, 16, 1024)
+    frames = _check_int("frames", frames, 2, 256)
+    sample_rate = _check_int("sample_rate", sample_rate, 4000, 192000)
+    seconds = float(seconds)
+    if not 0.25 <= seconds <= 60.0:
+        raise ValueError(f"seconds must lie in [0.25, 60], got {seconds}")
+    modality = WORLD_TASKS[name]
+    if name == "spoken-digits" and not speech.espeak_available():
+        raise DataError(speech.INSTALL_HINT, "espeak-ng")
+    cfg = WorldConfig(image_size=image_size, frames=frames, sample_rate=sample_rate, seconds=seconds, progress=progress)
+    params = {
+        **{f"n_{k}": v for k, v in sizes.items()},
+        "seed": seed,
+        "image_size": image_size,
+        "frames": frames,
+        "sample_rate": sample_rate,
+        "seconds": seconds,
+    }
+    if name == "spoken-digits":  # the output depends on the installed engine and voices
+        params["espeak"] = speech.speech_fingerprint()
+
+    path = Path(cache_dir) / f"{name}-{cache_key(name, params)}.npz" if cache_dir is not None else None
+    flat = _load_npz(path) if path is not None else None
+    if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in (modality, "label")):
+        flat = None  # not one of ours / incomplete: regenerate
+    cached = flat is not None
+    if flat is None:
+        flat = {}
+        for split in SPLITS:
+            for key, arr in _GENERATORS[name](name, seed, split, sizes[split], cfg).items():
+                flat[f"{split}/{key}"] = arr
+        if path is not None:
+            _save_npz(path, flat)
+
+    splits, extra = {}, {}
+    for split in SPLITS:
+        arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
+        extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
+        splits[split] = Split(arrays)
+    meta: dict = {
+        "source": "world",
+        "params": params,
+        "task_seed": task_seed(seed, name),
+        "index_offsets": dict(SPLIT_OFFSETS),
+        "cache_path": None if path is None else str(path),
+        "from_cache": cached,
+    }
+    if any(extra[s] for s in SPLITS):
+        meta["extra"] = extra  # e.g. digit_index: which sklearn digit each example shows
+    return TaskData(
+        name=name,
+        modality=modality,
+        class_names=list(CLASS_NAMES[name]),
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        multilabel=False,
+        sample_rate=sample_rate if modality == "audio" else None,
+        meta=meta,
+    )
