@@ -147,9 +147,19 @@ def prune(root: Path, keep: int) -> None:
     for old in ckpts[: max(0, len(ckpts) - keep)]:
         if old.name != latest:
             shutil.rmtree(old, ignore_errors=True)
-    for p in root.iterdir():
-        if TMP_MARK in p.name and not p.name.endswith(f"{TMP_MARK}{os.getpid()}"):
+    for p in root.iterdir():  # temp folders left by killed writers (never a live process's)
+        if TMP_MARK in p.name and not _pid_alive(p.name.rsplit(TMP_MARK, 1)[1]):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
