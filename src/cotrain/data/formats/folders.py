@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from cotrain.data.arrays import Split, TaskData
 from cotrain.data.errors import DataError
-from cotrain.data.formats.splits import SPLITS, stratified_split
+from cotrain.data.formats.splits import SPLITS, carve_missing_splits
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -127,24 +127,11 @@ def assign_splits(
 ) -> dict[str, list[tuple[Path, int]]]:
     """Rows of train / val / test: the split folders as they are, missing ones carved out of train."""
     train = layout.files["train"]
-    carve_val = "val" not in layout.files
-    carve_test = "test" not in layout.files
     out = {s: list(layout.files.get(s, [])) for s in SPLITS}
-    if carve_val or carve_test:
-        labels = np.array([c for _, c in train], dtype=np.int64)
-        idx = stratified_split(
-            labels,
-            layout.class_names,
-            val_fraction=val_fraction if carve_val else 0.0,
-            test_fraction=test_fraction if carve_test else 0.0,
-            seed=seed,
-        )
-        out["train"] = [train[i] for i in idx["train"]]
-        if carve_val:
-            out["val"] = [train[i] for i in idx["val"]]
-        if carve_test:
-            out["test"] = [train[i] for i in idx["test"]]
-    return out
+    labels = np.array([c for _, c in train], dtype=np.int64)
+    return carve_missing_splits(
+        out, labels, layout.class_names, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    )
 
 
 # ----------------------------------------------------------------------------------- decoding

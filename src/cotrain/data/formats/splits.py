@@ -66,3 +66,31 @@ def stratified_split(
         parts["test"].append(perm[n_val : n_val + n_test])
         parts["train"].append(perm[n_val + n_test :])
     return {s: np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for s, p in parts.items()}
+
+
+def carve_missing_splits(
+    splits: dict[str, list], labels: np.ndarray, class_names: list[str], *, val_fraction: float,
+    test_fraction: float, seed: int,
+) -> dict[str, list]:
+    """Fill an empty ``val`` and/or ``test`` of ``splits`` with a stratified share of ``train``.
+
+    ``labels`` are the class ids of ``splits["train"]``; splits that were given stay as they are.
+    """
+    carve_val, carve_test = not splits.get("val"), not splits.get("test")
+    out = {k: list(v) for k, v in splits.items()}
+    if not (carve_val or carve_test):
+        return out
+    train = out["train"]
+    idx = stratified_split(
+        labels,
+        class_names,
+        val_fraction=val_fraction if carve_val else 0.0,
+        test_fraction=test_fraction if carve_test else 0.0,
+        seed=seed,
+    )
+    out["train"] = [train[i] for i in idx["train"]]
+    if carve_val:
+        out["val"] = [train[i] for i in idx["val"]]
+    if carve_test:
+        out["test"] = [train[i] for i in idx["test"]]
+    return out

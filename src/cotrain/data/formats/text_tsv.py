@@ -20,7 +20,7 @@ import numpy as np
 
 from cotrain.data.arrays import Split, TaskData
 from cotrain.data.errors import DataError
-from cotrain.data.formats.splits import SPLITS, stratified_split
+from cotrain.data.formats.splits import SPLITS, carve_missing_splits
 
 _SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val", "valid": "val", "dev": "val", "test": "test"}
 
@@ -98,23 +98,10 @@ def _assign(rows: list[TsvRow], p: Path, val_fraction: float, test_fraction: flo
         for r in given[s]:
             if r.label not in index:
                 raise DataError(f"line {r.line}: label {r.label!r} of a {s} row is absent from the train rows", p)
-    carve_val, carve_test = not given["val"], not given["test"]
-    out = dict(given)
-    if carve_val or carve_test:
-        train = given["train"]
-        labels = np.array([index[r.label] for r in train], dtype=np.int64)
-        idx = stratified_split(
-            labels,
-            class_names,
-            val_fraction=val_fraction if carve_val else 0.0,
-            test_fraction=test_fraction if carve_test else 0.0,
-            seed=seed,
-        )
-        out["train"] = [train[i] for i in idx["train"]]
-        if carve_val:
-            out["val"] = [train[i] for i in idx["val"]]
-        if carve_test:
-            out["test"] = [train[i] for i in idx["test"]]
+    labels = np.array([index[r.label] for r in given["train"]], dtype=np.int64)
+    out = carve_missing_splits(
+        given, labels, class_names, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    )
     return class_names, out
 
 
