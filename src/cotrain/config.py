@@ -84,16 +84,30 @@ class TaskConfig(_Strict):
 
 # --------------------------------------------------------------------------------------- model
 class ImageEncoderConfig(_Strict):
+    """``stem``: ``patch`` embeds each patch with one linear map (ViT); ``conv`` runs stride-2 3x3
+    convolutions of ``stem_widths`` channels first ("early convolutions"), which learn far faster
+    on small data. ``pixel_norm``: ``fixed`` maps [0, 255] to [-1, 1]; ``per_example`` standardises
+    each image by its own mean and std."""
+
     image_size: int = Field(32, ge=4)
     patch_size: int = Field(8, ge=1)
     channels: int = 3
+    stem: Literal["patch", "conv"] = "patch"
+    stem_widths: tuple[int, ...] = (32, 64)
+    pixel_norm: Literal["fixed", "per_example"] = "fixed"
 
 
 class VideoEncoderConfig(_Strict):
+    """``stem`` / ``stem_widths`` / ``pixel_norm`` as for images; the conv stem works per frame and
+    the last layer embeds ``tubelet[0]`` frames together."""
+
     frames: int = Field(4, ge=1)
     image_size: int = Field(32, ge=4)
     tubelet: tuple[int, int, int] = (2, 8, 8)  # (time, height, width)
     channels: int = 3
+    stem: Literal["patch", "conv"] = "patch"
+    stem_widths: tuple[int, ...] = (32, 64)
+    pixel_norm: Literal["fixed", "per_example"] = "fixed"
 
 
 class AudioEncoderConfig(_Strict):
@@ -112,11 +126,41 @@ class TextEncoderConfig(_Strict):
     lowercase: bool = True
 
 
+class RegionEncoderConfig(_Strict):
+    """Region proposals (bottom-up-style features + boxes) → tokens, with an ``IMG`` token first."""
+
+    feature_dim: int | None = Field(None, ge=1)  # None: taken from the data (TaskData.meta["region_dim"])
+    max_regions: int = Field(36, ge=1)
+
+
 class EncodersConfig(_Strict):
     image: ImageEncoderConfig = ImageEncoderConfig()
     video: VideoEncoderConfig = VideoEncoderConfig()
     audio: AudioEncoderConfig = AudioEncoderConfig()
     text: TextEncoderConfig = TextEncoderConfig()
+    regions: RegionEncoderConfig = RegionEncoderConfig()
+
+
+class VLConfig(_Strict):
+    """Vision-and-language trunk settings (``model.trunk: coattention`` or ``single_stream``).
+
+    ``coattention`` (ViLBERT): the text stream runs ``t_layers - v_layers`` text-only layers, then
+    ``v_layers`` rounds of (visual layer, text layer, co-attention layer); the paper uses 6 / 12.
+    ``single_stream``: ``t_layers`` shared layers over the concatenated streams.
+    ``task_tokens``: one learned token per task (``dataset``), per head key (``head``) or none.
+    ``visual``: region proposals or pixel patches (the image encoder) as the visual stream.
+    """
+
+    v_layers: int = Field(2, ge=1)
+    t_layers: int = Field(4, ge=1)
+    task_tokens: Literal["dataset", "head", "none"] = "dataset"
+    visual: Literal["regions", "pixels"] = "regions"
+
+    @model_validator(mode="after")
+    def _check(self) -> "VLConfig":
+        if self.t_layers < self.v_layers:
+            raise ValueError(f"t_layers ({self.t_layers}) must be at least v_layers ({self.v_layers})")
+        return self
 
 
 class HeadConfig(_Strict):
@@ -131,7 +175,7 @@ class HeadConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    trunk: Literal["shared"] = "shared"
+    trunk: Literal["shared", "coattention", "single_stream"] = "shared"
     dim: int = Field(128, ge=8)
     depth: int = Field(2, ge=1)
     num_heads: int = Field(4, ge=1)
@@ -141,6 +185,7 @@ class ModelConfig(_Strict):
     l_adapt: int = Field(0, ge=0)  # modality-specific first layers replacing shared ones (PolyViT)
     encoders: EncodersConfig = EncodersConfig()
     heads: dict[str, HeadConfig] = {}
+    vl: VLConfig = VLConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

@@ -29,6 +29,10 @@ class TaskSpec:
     num_classes: int
     multilabel: bool = False
     loss_weight: float = 1.0
+    # vision-and-language tasks only (modality "vl"; see docs/vl-contract.md)
+    head_type: str | None = None  # vqa | retrieval | refexp | nlvr | snli-ve
+    region_dim: int | None = None  # F of the region features
+    group: str | None = None  # the task group (12-in-1's G1..G4)
 
     @classmethod
     def from_task(cls, task_cfg, data) -> "TaskSpec":

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from cotrain.config import ImageEncoderConfig
 from cotrain.modalities.common import TokenEncoder, check_divisible, normalise_pixels
+from cotrain.modalities.stem import build_patch_embed_2d, standardise
 
 
 class ImageEncoder(TokenEncoder):
     """``x`` uint8 or float ``[B, C, H, W]`` → ``(tokens [B, 1 + (H/p)(W/p), D], None)``.
 
     uint8 pixels are scaled to [0, 1], float pixels are taken to be in [0, 1]; both are then mapped
-    to [-1, 1]. Patches are embedded by a ``Conv2d`` with kernel = stride = ``patch_size``. An input
+    to [-1, 1] (``pixel_norm: fixed``) or standardised per image (``per_example``). Patches are
+    embedded by a ``Conv2d`` with kernel = stride = ``patch_size`` (``stem: patch``) or by a conv
+    stem with the same output grid (``stem: conv``, see :mod:`cotrain.modalities.stem`). An input
     whose size differs from ``image_size`` gets the positional grid resampled (bicubic).
     """
 
@@ -23,7 +24,10 @@ class ImageEncoder(TokenEncoder):
         super().__init__(dim, (side, side), dropout)
         self.patch_size = cfg.patch_size
         self.channels = cfg.channels
-        self.patch_embed = nn.Conv2d(cfg.channels, dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.pixel_norm = cfg.pixel_norm
+        self.patch_embed = build_patch_embed_2d(
+            cfg.stem, cfg.channels, dim, cfg.patch_size, tuple(cfg.stem_widths), "model.encoders.image"
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         if x.dim() != 4 or x.shape[1] != self.channels:
@@ -32,6 +36,9 @@ class ImageEncoder(TokenEncoder):
         h, w = x.shape[-2:]
         check_divisible("image height", h, p, "model.encoders.image.patch_size")
         check_divisible("image width", w, p, "model.encoders.image.patch_size")
-        x = self.patch_embed(normalise_pixels(x))  # [B, D, H/p, W/p]
+        x = normalise_pixels(x)
+        if self.pixel_norm == "per_example":
+            x = standardise(x, (1, 2, 3))
+        x = self.patch_embed(x)  # [B, D, H/p, W/p]
         grid = (h // p, w // p)
         return self.add_cls_and_pos(x.flatten(2).transpose(1, 2), grid), None

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from cotrain.config import VideoEncoderConfig
 from cotrain.modalities.common import TokenEncoder, check_divisible, normalise_pixels
+from cotrain.modalities.stem import build_patch_embed_3d, standardise
 
 
 class VideoEncoder(TokenEncoder):
     """``x`` uint8 or float ``[B, T, C, H, W]`` → ``(tokens [B, 1 + T'H'W', D], None)``.
 
     Tubelets of ``cfg.tubelet = (t, h, w)`` are embedded by a ``Conv3d`` with kernel = stride =
-    tubelet; ``T' = T/t, H' = H/h, W' = W/w``. Pixels are scaled as in the image encoder.
+    tubelet (``stem: patch``) or by a per-frame conv stem whose last layer spans ``t`` frames
+    (``stem: conv``); ``T' = T/t, H' = H/h, W' = W/w``. Pixels are scaled as in the image encoder;
+    ``pixel_norm: per_example`` standardises over the whole clip.
     """
 
     def __init__(self, cfg: VideoEncoderConfig, dim: int, dropout: float = 0.0) -> None:
@@ -25,7 +27,10 @@ class VideoEncoder(TokenEncoder):
         super().__init__(dim, (cfg.frames // t, cfg.image_size // h, cfg.image_size // w), dropout)
         self.tubelet = (t, h, w)
         self.channels = cfg.channels
-        self.patch_embed = nn.Conv3d(cfg.channels, dim, kernel_size=self.tubelet, stride=self.tubelet)
+        self.pixel_norm = cfg.pixel_norm
+        self.patch_embed = build_patch_embed_3d(
+            cfg.stem, cfg.channels, dim, self.tubelet, tuple(cfg.stem_widths), "model.encoders.video"
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         if x.dim() != 5 or x.shape[2] != self.channels:
@@ -36,6 +41,8 @@ class VideoEncoder(TokenEncoder):
         check_divisible("video frame height", height, h, "model.encoders.video.tubelet[1]")
         check_divisible("video frame width", width, w, "model.encoders.video.tubelet[2]")
         x = normalise_pixels(x.transpose(1, 2))  # [B, C, T, H, W]
+        if self.pixel_norm == "per_example":
+            x = standardise(x, (1, 2, 3, 4))
         x = self.patch_embed(x)  # [B, D, T', H', W']
         grid = (frames // t, height // h, width // w)
         return self.add_cls_and_pos(x.flatten(2).transpose(1, 2), grid), None

@@ -9,9 +9,13 @@ from torch import nn
 
 
 def init_vit_weights(module: nn.Module) -> None:
-    """Linear: truncated normal (std .02), zero bias; LayerNorm: ones / zeros."""
+    """Linear: Xavier-uniform, zero bias (the original JAX ViT's dense init); LayerNorm: ones / zeros.
+
+    The timm-style truncated normal (std .02) leaves the residual branches so small that a model
+    trained from scratch on a few thousand examples sits at chance for hundreds of steps (measured:
+    single-task ``digits`` 0.12 vs 0.69 top-1 after 500 steps)."""
     if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+        nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
