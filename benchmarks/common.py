@@ -2,7 +2,7 @@
 and the writer of ``docs/results.md`` sections.
 
 - :func:`base_config` -- the experiment dict of a preset (``small``: the 7 demo tasks at 32 px,
-  4 frames, 8 kHz x 1 s audio, a dim-128 / depth-4 / 4-head trunk as in ``demo.yaml``, CPU;
+  4 frames, 8 kHz x 1 s audio, a dim-128 / depth-4 / 4-head trunk with conv stems as in ``demo.yaml``, CPU;
   ``full``: dim 384, depth 8, 64 px, 8 frames, 16 kHz, more data and steps, CUDA when present).
   The data cache is ``data.root`` unset, i.e. ``$COTRAIN_DATA`` or ``~/.cache/cotrain`` -- the
   cache ``make demo`` fills, so the small preset reuses it.
@@ -133,8 +133,9 @@ def base_config(
             "l_adapt": 0,
             "drop_path": 0.0,
             "encoders": {
-                "image": {"image_size": p.image_size, "patch_size": 8},
-                "video": {"frames": p.frames, "image_size": p.image_size, "tubelet": [2, 8, 8]},
+                "image": {"image_size": p.image_size, "patch_size": 8, "stem": "conv", "pixel_norm": "per_example"},
+                "video": {"frames": p.frames, "image_size": p.image_size, "tubelet": [2, 8, 8], "stem": "conv",
+                          "pixel_norm": "per_example"},
                 "audio": {
                     "sample_rate": p.sample_rate, "seconds": p.seconds, "n_fft": 256 * p.sample_rate // 8000,
                     "hop_length": 128 * p.sample_rate // 8000, "n_mels": 64, "patch": [16, 16],

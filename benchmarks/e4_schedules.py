@@ -22,13 +22,11 @@ the mean (best per column in bold), the plot ``docs/img/e4_schedules.png`` group
 sentence computed from the numbers says whether task-by-task forgets its first 3 tasks.
 
 Choice of S (small preset): S = 300 per task, i.e. 2,100 task batches per schedule. Measured on the
-2-core development machine (one torch thread, 350 alternating steps of this model at batch 32, CPU
-time per step): image 0.055 s, video 0.110 s, audio 0.062 s, 0.073 s on average over the 7 tasks. One
-schedule is then ~2.6 min of training plus ~10 s of start-up, data loading, test evaluation and
-checkpoint; five runs on 2 worker processes take 3 rounds: ~8-9 min in all on two free cores. With
-the cores shared with other work, steps were measured 2-3x slower (0.15-0.22 s), which would still
-end within ~20 min: S = 300 keeps that margin. It is also the demo's per-task budget (2,000 steps
-over 7 tasks). The full preset (GPU) uses S = 3,000.
+2-core development machine before the conv stems (one torch thread, batch 32, CPU time per step):
+image 0.055 s, video 0.110 s, audio 0.062 s; the conv stems add roughly a third to image and video
+steps. Five runs on 2 worker processes take 3 rounds: ~10-12 min on two free cores, within the
+~20 min budget of a small preset; the wall time of the run that produced the table is printed and
+written under it. The full preset (GPU) uses S = 3,000.
 
     python benchmarks/e4_schedules.py [--preset small|full] [--steps-scale 1.0]
         [--out docs/results.md] [--runs-dir runs/bench/e4] [--weighting classes|temperature]

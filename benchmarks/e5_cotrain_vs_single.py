@@ -17,13 +17,9 @@ the baselines are a randomly initialised model of the same architecture (what a 
 the single-task model of the same modality from (a) (shapes for count, motion for moving-digits,
 sounds for spoken-digits).
 
-Choice of S (small preset): S = 300 steps per task, as in E4. Measured on the 2-core development
-machine (one torch thread, batch 32, CPU time per step): image 0.055 s, video 0.110 s, audio 0.062 s
-(0.073 s on average over the 7 tasks). The work is then ~2.6 min for each 7-task co-trained model,
-~1.5 min for the 4-task one, ~2.5 min for the seven single-task models together, ~10 s per run of
-start-up, data loading, test evaluation and checkpoint, and ~20 s per model for the probes (3 tasks):
-~12.5 min of single-thread work, run longest first on 2 worker processes in ~6.5 min on two free
-cores -- still within ~20 min if the cores are shared and steps run 2-3x slower. The full preset
+Choice of S (small preset): S = 300 steps per task, as in E4 (see its docstring for the per-step
+costs). Seven single-task models, two 7-task co-trained models, one 4-task model and their probes
+run longest first on 2 worker processes: ~8-10 min on two free cores. The full preset
 (GPU) uses S = 3,000.
 
 spoken-digits needs espeak-ng; without it the task is dropped from (a) and (b), with a note.

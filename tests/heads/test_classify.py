@@ -66,3 +66,10 @@ def test_multilabel_loss_and_predict():
     torch.testing.assert_close(head.predict(logits), torch.sigmoid(logits))
     with pytest.raises(ValueError, match="shape"):
         head.losses(logits, torch.zeros(5, dtype=torch.long))
+
+
+def test_classifier_starts_at_zero_so_the_first_prediction_is_uniform():
+    for mlp in (False, True):
+        head = ClassifyHead(HeadConfig(mlp=mlp), 8, 5)
+        probs = head.predict(head(torch.randn(3, 4, 8)))
+        torch.testing.assert_close(probs, torch.full((3, 5), 0.2))

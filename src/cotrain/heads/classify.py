@@ -46,6 +46,8 @@ class ClassifyHead(nn.Module):
         else:
             self.mlp = nn.Linear(dim, num_classes)
         self.apply(init_vit_weights)
+        last = self.mlp[-1] if cfg.mlp else self.mlp
+        nn.init.zeros_(last.weight)  # zero-initialised classifier, as in ViT: uniform first prediction
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(self.drop(pool_tokens(tokens, mask, self.pool)))

@@ -1,0 +1,1 @@
+"""Readers for the real vision-and-language formats (see docs/vl-contract.md)."""
