@@ -109,8 +109,15 @@ class Predictor:
 
     def predict(self, task: str, inputs: Any, top_k: int = 5) -> list[dict]:
         """One dict per example: ``label`` (best class), ``score`` (its probability) and ``scores``
-        (the ``top_k`` classes with probabilities; sigmoid per class for multi-label tasks)."""
+        (the ``top_k`` classes with probabilities; sigmoid per class for multi-label tasks).
+
+        Vision-and-language tasks take example dicts (``{"image": ..., "text": ...}``) and answer,
+        rank, point or verify: see :func:`cotrain.api_vl.predict_vl`."""
         spec = self.spec(task)
+        if spec.modality == "vl":
+            from .api_vl import predict_vl
+
+            return predict_vl(self, task, [inputs] if isinstance(inputs, dict) else list(inputs), top_k)
         logits = self.logits(task, inputs)
         probs = torch.sigmoid(logits) if spec.multilabel else torch.softmax(logits, dim=-1)
         names = self.class_names[task]

@@ -18,13 +18,16 @@ EPILOG = """examples:
   cotrain predict runs/demo --task shapes img.png       predict from files (or text for text tasks)
   cotrain info                                          model sizes (L_adapt = 0 and L/2), tasks, environment
   cotrain data generate --demo                          generate and cache the world data of a config
+  cotrain data clean --vl                               the clean multi-task split of the 12 V&L tasks
+  cotrain finetune runs/vl12 --task refcoco             multi-task -> single-task fine-tuning
 """
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("config", nargs="?", help="experiment YAML file (see src/cotrain/configs/demo.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. run.steps=500 tasks.shapes.batch_size=16")
-    p.add_argument("--demo", action="store_true", help="use the embedded demo config")
+    p.add_argument("--demo", action="store_true", help="use the embedded demo config (7 image / video / audio tasks)")
+    p.add_argument("--vl", action="store_true", help="use the embedded vision-and-language config (the 12 tasks of 12-in-1)")
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -34,9 +37,11 @@ def _load_cfg(args: argparse.Namespace):
     if config is not None and "=" in config:  # `cotrain train --demo run.steps=10`
         overrides.insert(0, config)
         config = None
-    if args.demo or config is None:
+    if getattr(args, "vl", False) and config is None:
+        path = default_config_path("vl12")
+    elif args.demo or config is None:
         if config is None and not args.demo:
-            raise ConfigError("give a config file, or --demo for the embedded default")
+            raise ConfigError("give a config file, or --demo / --vl for an embedded default")
         path = default_config_path("demo")
     else:
         path = Path(config)
@@ -89,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
     from .data.sources import build_all_task_data
-    from .train.evaluate import evaluate_task
+    from .train.evaluate import evaluate_task, task_metric
     from .train.trainer import format_results
 
     pred = load(args.checkpoint)
@@ -102,13 +107,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = cfg.model_copy(update={"tasks": [t for t in cfg.tasks if t.name in tasks]})
     data, _ = build_all_task_data(cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None)
     results = {
-        t.name: evaluate_task(pred.model, t.name, data[t.name], t.metric, args.split, t.eval_batch_size or 128)
+        t.name: evaluate_task(
+            pred.model, t.name, data[t.name], task_metric(t, data[t.name]), args.split, t.eval_batch_size or 128,
+            options=cfg.run,
+        )
         for t in cfg.tasks
     }
     print(f"[cotrain] {pred.checkpoint} on {args.split}")
     print(format_results(results, data))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .train.finetune import finetune
+    from .train.trainer import format_results
+
+    t0 = time.perf_counter()
+    trainer, results, transfer = finetune(
+        args.checkpoint, args.task, steps=args.steps, out_dir=args.out, overrides=list(args.overrides),
+        data_root=args.data_root,
+    )
+    print(f"[cotrain] fine-tuned {args.task} from {args.checkpoint} ({transfer['copied']} tensors transferred, "
+          f"{transfer['skipped']} new) in {time.perf_counter() - t0:.1f}s; checkpoint {trainer.last_checkpoint}")
+    print(format_results(results, trainer.data))
     return 0
 
 
@@ -130,6 +153,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     pred = load(args.checkpoint)
     spec = pred.spec(args.task)
+    if spec.modality == "vl":
+        return _predict_vl(pred, args)
+    if not args.inputs:
+        raise ValueError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
     if spec.modality != "text":
         missing = [p for p in args.inputs if not Path(p).is_file()]
         if missing:
@@ -141,6 +168,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             alts = ", ".join(f"{k} {v:.3f}" for k, v in list(row["scores"].items())[: args.top_k])
             print(f"{inp}\t{row['label']}\t{row['score']:.3f}\t({alts})")
+    return 0
+
+
+def _predict_vl(pred, args: argparse.Namespace) -> int:
+    if not args.text or not args.image:
+        raise ValueError(f"task {args.task!r} is vision-and-language: give --text and --image (twice for nlvr; "
+                         "every candidate image for retrieval)")
+    head = pred.spec(args.task).head_type
+    example = {"text": args.text, "images": args.image} if head in ("nlvr", "retrieval") or len(args.image) > 1 else \
+        {"text": args.text, "image": args.image[0]}
+    row = pred.predict(args.task, example, top_k=args.top_k)[0]
+    if args.json:
+        print(json.dumps({"text": args.text, "images": args.image, **row}))
+    elif head == "retrieval":
+        for rank, i in enumerate(row["ranking"][: args.top_k], 1):
+            print(f"{rank}\t{args.image[i]}\t{row['scores'][i]:.3f}")
+    elif head == "refexp":
+        print(f"region {row['region']}\tbox {row['box']}\t{row['score']:.3f}")
+    else:
+        alts = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
+        print(f"{row['label']}\t{row['score']:.3f}\t({alts})")
     return 0
 
 
@@ -164,6 +212,24 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     print(f"[cotrain] {len(data)} tasks ready under {data_root(cfg)} in {time.perf_counter() - t0:.1f}s")
     for name, d in data.items():
         print(f"  {name:16s} {d.modality:6s} classes={d.num_classes:3d} train={len(d.train)} val={len(d.val)} test={len(d.test)}")
+    return 0
+
+
+def cmd_data_clean(args: argparse.Namespace) -> int:
+    from .data.clean_split import clean_task_data, format_clean_report
+    from .data.sources import build_task_data, task_modality
+
+    cfg = _load_cfg(args)
+    if args.root:
+        cfg.data.root = args.root
+    data = {t.name: build_task_data(t, cfg, progress=not args.quiet) for t in cfg.tasks if task_modality(t) == "vl"}
+    report = clean_task_data(data)
+    if report is None:
+        raise ValueError(f"config {cfg.name!r} has no task with image ids (vision-and-language tasks) to clean")
+    print(f"[cotrain] clean multi-task split of {len(data)} tasks: every train/val row whose image is in any task's test split is removed")
+    print(format_clean_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 
@@ -196,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the results to this JSON file")
     e.set_defaults(func=cmd_eval)
 
+    ft = sub.add_parser("finetune", help="multi-task -> single-task fine-tuning", description="12-in-1's all-task -> "
+                        "single-task fine-tuning: start a one-task run of TASK from a multi-task checkpoint (encoders, trunk, "
+                        "the task's head and task token carry over; optimizer and schedule start afresh), then report its test "
+                        "score. Overrides apply to the one-task config, e.g. optim.lr=1e-4.")
+    ft.add_argument("checkpoint", help="checkpoint folder, or a run folder (its latest checkpoint)")
+    ft.add_argument("--task", required=True)
+    ft.add_argument("--steps", type=int, help="fine-tuning steps (default: the task's share of the multi-task run)")
+    ft.add_argument("--out", help="run folder (default: <run>-ft-<task>)")
+    ft.add_argument("--data-root", help="where generated data is cached")
+    ft.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    ft.set_defaults(func=cmd_finetune)
+
     pr = sub.add_parser("probe", help="linear probe of the frozen trunk", description="PolyViT's linear-probe evaluation: freeze "
                         "the encoders and trunk, train only a new linear head on TASK's training split, report val/test accuracy. "
                         "TASK is one of the checkpoint's tasks or any world task (e.g. a held-out one) whose modality the model has.")
@@ -208,10 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_probe)
 
     pd = sub.add_parser("predict", help="predict with a checkpoint", description="Predict TASK for each INPUT: image, audio "
-                        "(wav/flac) or video (mp4) files, or sentences for text tasks. Prints input, label, probability, alternatives.")
+                        "(wav/flac) or video (mp4) files, or sentences for text tasks. Prints input, label, probability, alternatives. "
+                        "Vision-and-language tasks take --text and --image: answer a question (vqa), rank images for a caption "
+                        "(retrieval), point at the referred region (refexp), verify a statement (nlvr, snli-ve).")
     pd.add_argument("checkpoint")
     pd.add_argument("--task", required=True)
-    pd.add_argument("inputs", nargs="+", metavar="INPUT")
+    pd.add_argument("inputs", nargs="*", metavar="INPUT")
+    pd.add_argument("--text", help="vision-and-language tasks: the question / caption / expression / statement")
+    pd.add_argument("--image", action="append", metavar="FILE", help="vision-and-language tasks: a region file (.npz) or "
+                    "picture; repeat for nlvr (left, right) and for retrieval (the images to rank)")
     pd.add_argument("--top-k", type=int, default=3)
     pd.add_argument("--json", action="store_true", help="one JSON object per line")
     pd.set_defaults(func=cmd_predict)
@@ -228,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(g)
     g.add_argument("--root", help="cache folder (default: data.root, $COTRAIN_DATA or ~/.cache/cotrain)")
     g.set_defaults(func=cmd_data_generate)
+    c = dsub.add_parser("clean", help="the clean multi-task split and what each task loses",
+                        description="12-in-1's clean split: remove from every task's train and val split each row whose "
+                        "image appears in any task's test split, and print the table of what each task lost (rows and "
+                        "images before / after, % removed, and the test-image overlap between tasks). Training applies the "
+                        "same removal when the config sets data.clean: true.")
+    _add_config_args(c)
+    c.add_argument("--root", help="cache folder (default: data.root, $COTRAIN_DATA or ~/.cache/cotrain)")
+    c.add_argument("--json", help="also write the report to this JSON file")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_data_clean)
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
     return p
 

@@ -35,9 +35,21 @@ class SourceConfig(_Strict):
     split folders the examples are split by ``val_fraction`` / ``test_fraction`` (seeded).
     """
 
-    kind: Literal["world", "image_folder", "audio_folder", "video_folder", "text_tsv"] = "world"
+    kind: Literal[
+        "world", "image_folder", "audio_folder", "video_folder", "text_tsv",
+        "vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve",
+    ] = "world"
     name: str | None = None
     path: str | None = None
+    # real vision-and-language formats (see docs/vision-language.md): annotation files per split
+    # and role, e.g. {train: {questions: q.json, annotations: a.json}}; `all` holds files shared by
+    # every split (RefCOCO's refs + instances, Karpathy JSON)
+    files: dict[str, dict[str, str]] = {}
+    regions: str | None = None  # a folder of <image_id>.npz or a bottom-up-attention .tsv
+    images: str | None = None  # a folder of images (the pixel alternative)
+    missing: Literal["fail", "skip"] = "fail"  # a record whose image / region file is missing
+    answer_min_count: int = Field(1, ge=1)  # VQA answer vocabulary: answers seen at least this often
+    answer_top_k: int | None = Field(None, ge=1)  # ... and at most this many
     n_train: int = Field(2000, ge=1)
     n_val: int = Field(300, ge=1)
     n_test: int = Field(300, ge=1)
@@ -49,14 +61,26 @@ class SourceConfig(_Strict):
     def _check(self) -> "SourceConfig":
         if self.kind == "world" and not self.name:
             raise ValueError("a world source needs `name` (e.g. shapes, count, sounds)")
-        if self.kind != "world" and not self.path:
+        if self.kind in FOLDER_KINDS and not self.path:
             raise ValueError(f"a {self.kind} source needs `path`")
+        if self.kind in VL_FORMAT_KINDS:
+            if not self.files:
+                raise ValueError(f"a {self.kind} source needs `files` (annotation files per split)")
+            if not (self.regions or self.images):
+                raise ValueError(f"a {self.kind} source needs `regions` (features) or `images` (pixels)")
         return self
+
+
+FOLDER_KINDS = ("image_folder", "audio_folder", "video_folder", "text_tsv")
+VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
 
 
 class DataConfig(_Strict):
     root: str | None = None  # cache folder for generated data; None: $COTRAIN_DATA or ~/.cache/cotrain
     seed: int = 0
+    # 12-in-1's clean multi-task split: drop from every task's train / val each row whose image is
+    # in any task's test split (tasks with image ids only; see `cotrain data clean`)
+    clean: bool = False
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -65,7 +89,7 @@ class TaskConfig(_Strict):
 
     name: str
     source: SourceConfig
-    modality: Literal["image", "video", "audio", "text"] | None = None  # None: the source's; else must match it
+    modality: Literal["image", "video", "audio", "text", "vl"] | None = None  # None: the source's; else must match it
     head: str | None = None  # a key of model.heads (tasks naming the same key share one head); None: own head
     group: str | None = None
     batch_size: int = Field(32, ge=1)
@@ -75,7 +99,8 @@ class TaskConfig(_Strict):
     weight: float | None = Field(None, gt=0.0)  # explicit sampling weight (weighted schedule)
     steps: int | None = Field(None, ge=1)  # step budget (task-by-task schedule)
     eval_every: int | None = Field(None, ge=1)  # validation interval for this task (None: run.eval_every)
-    metric: Literal["top1", "mAP"] = "top1"
+    # None: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp)
+    metric: Literal["top1", "mAP", "vqa", "recall", "refexp"] | None = None
 
     @property
     def head_key(self) -> str:
@@ -166,7 +191,7 @@ class VLConfig(_Strict):
 class HeadConfig(_Strict):
     """A head. ``classify``: softmax over classes; ``multilabel``: sigmoid per class (BCE)."""
 
-    type: Literal["classify", "multilabel"] = "classify"
+    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] = "classify"
     mlp: bool = False  # False: linear; True: Linear-GELU-Linear
     hidden: int | None = None  # MLP width (default: model dim)
     pool: Literal["cls", "mean"] = "cls"
@@ -197,12 +222,44 @@ class ModelConfig(_Strict):
 
 
 # --------------------------------------------------------------------------------------- training
+class DSGConfig(_Strict):
+    """12-in-1's Dynamic Stop-and-Go (see :mod:`cotrain.train.dsg`): a task whose validation metric
+    improves < ``converge_tol`` over ``converge_epochs`` task epochs is stopped and then trains
+    only every ``delta``-th iteration offered to it, until it drops ``diverge_tol`` below its best."""
+
+    enabled: bool = False
+    delta: int = Field(4, ge=1)
+    converge_tol: float = Field(0.001, ge=0.0)
+    converge_epochs: int = Field(2, ge=1)
+    diverge_tol: float = Field(0.005, ge=0.0)
+    relative: bool = True
+    lr_drop: Literal["reset", "keep"] = "reset"
+
+
+class CurriculumConfig(_Strict):
+    """A pre-phase before the main schedule: ``curriculum`` trains the fastest-converging group
+    first, ``anti_curriculum`` the slowest (12-in-1 Table 6), for ``steps`` round-robin steps."""
+
+    kind: Literal["none", "curriculum", "anti_curriculum"] = "none"
+    first_group: str | None = None  # the task group trained first (tasks' `group`)
+    steps: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "CurriculumConfig":
+        if self.kind != "none" and (not self.first_group or self.steps < 1):
+            raise ValueError(f"schedule.curriculum.kind {self.kind!r} needs first_group and steps >= 1")
+        return self
+
+
 class ScheduleConfig(_Strict):
-    """Which task's batch comes at each step (PolyViT's five schedules)."""
+    """Which task's batch comes at each step (PolyViT's five schedules; ``alternating`` is
+    12-in-1's round-robin), plus the Dynamic Stop-and-Go and curriculum controllers."""
 
     kind: Literal["task_by_task", "alternating", "uniform", "weighted", "accumulate"] = "uniform"
     weighting: Literal["explicit", "size", "temperature"] = "size"  # for `weighted`
     temperature: float = Field(2.0, gt=0.0)  # p_i ∝ n_i^(1/T) for weighting=temperature
+    dsg: DSGConfig = DSGConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
 
 
 class OptimConfig(_Strict):
@@ -211,7 +268,12 @@ class OptimConfig(_Strict):
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = Field(1.0, gt=0.0)
     warmup_steps: int = Field(100, ge=0)
-    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    # 12-in-1: warm up over eta * N steps, N = the largest single-task run (max task `steps`, or
+    # run.steps / number of tasks where a task sets none); overrides warmup_steps when set
+    warmup_eta: float | None = Field(None, ge=0.0)
+    decay: Literal["cosine", "linear", "constant", "step"] = "cosine"
+    lr_drops: list[int] = []  # decay "step": global steps at which the LR is multiplied by lr_drop_factor
+    lr_drop_factor: float = Field(0.1, gt=0.0, le=1.0)
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
     task_lr_mode: Literal["lr", "loss_scale"] = "lr"  # per-task lr_mult as LR, or 12-in-1 loss scaling
 
@@ -229,6 +291,8 @@ class RunConfig(_Strict):
     progress: bool = True
     tensorboard: bool = True
     threads: int | None = Field(None, ge=1)
+    vqa_version: Literal["current", "pre2021"] = "current"  # official VQA answer normalisation
+    refexp_iou: Literal["standard", "12in1", "giou"] = "standard"  # IoU >= .5 / +1 px, > .5 / GIoU
 
 
 class ExperimentConfig(_Strict):
@@ -255,6 +319,10 @@ class ExperimentConfig(_Strict):
                     f"task {t.name!r} uses head {t.head!r}, which model.heads does not declare "
                     f"(declared: {sorted(declared)}); declare it, or drop `head` to give the task its own"
                 )
+        cur = self.schedule.curriculum
+        groups = sorted({t.group for t in self.tasks if t.group})
+        if cur.kind != "none" and groups and cur.first_group not in groups:  # (world V&L tasks carry their own)
+            raise ValueError(f"schedule.curriculum.first_group {cur.first_group!r} is no task's group (groups: {groups})")
         used = {t.head_key for t in self.tasks}
         unused = sorted(declared - used)
         if unused:

@@ -190,5 +190,11 @@ class CotrainModel(nn.Module):
         return counts
 
 
-def build_model(cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> CotrainModel:
-    return CotrainModel(cfg, tasks, vocab_size=vocab_size)
+def build_model(cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> nn.Module:
+    """``model.trunk: shared`` → :class:`CotrainModel`; ``coattention`` / ``single_stream`` →
+    :class:`cotrain.vl_model.VLModel` (the same interface)."""
+    if cfg.trunk == "shared":
+        return CotrainModel(cfg, tasks, vocab_size=vocab_size)
+    from cotrain.vl_model import VLModel  # imports TaskSpec from this module
+
+    return VLModel(cfg, tasks, vocab_size=vocab_size)

@@ -47,8 +47,13 @@ class Split:
         return tuple(k for k in INPUT_KEYS if k in self.arrays)
 
     def take(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        """Rows ``index`` as a batch of tensors (``torch.from_numpy`` on the gathered rows)."""
-        return {k: torch.from_numpy(np.ascontiguousarray(v[index])) for k, v in self.arrays.items()}
+        """Rows ``index`` as a batch of tensors (``torch.from_numpy`` on the gathered rows); string
+        arrays (``text_raw``) stay out of batches."""
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v[index]))
+            for k, v in self.arrays.items()
+            if v.dtype.kind not in "USO"
+        }
 
     def subset(self, index: np.ndarray) -> "Split":
         return Split({k: v[index] for k, v in self.arrays.items()})
@@ -59,7 +64,7 @@ class TaskData:
     """All splits of one task plus what a head and an encoder need to know about it."""
 
     name: str
-    modality: str  # the input key the task reads: image | video | audio | text
+    modality: str  # the input key the task reads: image | video | audio | text; "vl" for V&L tasks
     class_names: list[str]
     train: Split
     val: Split
@@ -71,8 +76,9 @@ class TaskData:
     def __post_init__(self) -> None:
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
-            if self.modality not in split.arrays:
-                raise ValueError(f"task {self.name!r}: {split_name} split has no {self.modality!r} array")
+            need = ("text", "text_raw") if self.modality == "vl" else (self.modality,)
+            if not any(k in split.arrays for k in need):
+                raise ValueError(f"task {self.name!r}: {split_name} split has no {' or '.join(map(repr, need))} array")
 
     @property
     def num_classes(self) -> int:

@@ -170,3 +170,26 @@ def format_clean_report(report: dict) -> str:
     for row in names:
         lines.append(f"| {row} | " + " | ".join(f"{report['overlap'][row][c]:.0f}%" for c in names) + " |")
     return "\n".join(lines)
+
+
+def clean_task_data(data: dict) -> dict | None:
+    """Apply the clean split in place to every task of ``data`` (name -> :class:`TaskData`) whose
+    splits carry ``image_id``; tasks without it (e.g. the PolyViT world tasks) are left alone.
+
+    Returns the :func:`clean_splits` report, or None when fewer than one task has image ids. The
+    one place the clean split happens: ``data.clean: true`` in a config and ``cotrain data clean``
+    both come here.
+    """
+    from cotrain.data.arrays import Split
+
+    selected = {name: d for name, d in data.items() if all("image_id" in d.split(s).arrays for s in SPLITS)}
+    if not selected:
+        return None
+    cleaned, report = clean_splits({n: {s: d.split(s).arrays["image_id"] for s in SPLITS} for n, d in selected.items()})
+    for name, d in selected.items():
+        for s in CLEANED:
+            if not cleaned[name][s].any():
+                raise ValueError(f"task {name!r}: the clean split removes every row of its {s} split")
+            setattr(d, s, Split(apply_keep(d.split(s).arrays, cleaned[name][s])))
+        d.meta["clean_split"] = {s: report["tasks"][name][s] for s in CLEANED}
+    return report

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..config import ExperimentConfig, TaskConfig
+from ..config import VL_FORMAT_KINDS, ExperimentConfig, TaskConfig
 from .arrays import TaskData
 from .errors import DataError
 
@@ -39,20 +39,39 @@ def task_modality(task: TaskConfig) -> str:
 def _source_modality(task: TaskConfig) -> str:
     if task.source.kind == "world":
         from .world import WORLD_TASKS
+        from .world.vl.build import VL_TASKS
 
+        if task.source.name in VL_TASKS:
+            return "vl"
         if task.source.name not in WORLD_TASKS:
             raise DataError(
                 f"task {task.name!r}: unknown world task {task.source.name!r}; "
-                f"available: {sorted(WORLD_TASKS)}"
+                f"available: {sorted(WORLD_TASKS) + sorted(VL_TASKS)}"
             )
         return WORLD_TASKS[task.source.name]
+    if task.source.kind in VL_FORMAT_KINDS:
+        return "vl"
     return SOURCE_MODALITY[task.source.kind]
 
 
 def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -> TaskData:
     from .world import build_world_task
+    from .world.vl.build import VL_TASKS, build_vl_world_task
 
     enc = cfg.model.encoders
+    if task.source.name in VL_TASKS:
+        src = task.source
+        return build_vl_world_task(
+            src.name,
+            n_train=src.n_train,
+            n_val=src.n_val,
+            n_test=src.n_test,
+            seed=cfg.data.seed if src.seed is None else src.seed,
+            cache_dir=data_root(cfg) / "world",
+            image_size=enc.image.image_size,
+            max_regions=enc.regions.max_regions,
+            progress=progress,
+        )
     size = enc.video.image_size if task_modality(task) == "video" else enc.image.image_size
     src = task.source
     return build_world_task(
@@ -112,22 +131,34 @@ def _text_tsv(task, cfg, progress, tokenizer) -> TaskData:
     )
 
 
+def _vl_format(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.vl.source import read_vl_source
+
+    return read_vl_source(task, cfg, progress=progress)
+
+
 BUILDERS: dict[str, Callable[..., TaskData]] = {
     "world": _world,
     "image_folder": _image_folder,
     "audio_folder": _audio_folder,
     "video_folder": _video_folder,
     "text_tsv": _text_tsv,
+    **{kind: _vl_format for kind in VL_FORMAT_KINDS},
 }
 
 
-def build_tokenizer_for(cfg: ExperimentConfig, vocab_file: str | Path | None = None):
-    """The tokenizer for an experiment's text tasks, or None when no task reads text.
+def build_tokenizer_for(
+    cfg: ExperimentConfig, vocab_file: str | Path | None = None, extra_texts: list[str] | None = None
+):
+    """The tokenizer for an experiment's text and vision-and-language tasks, or None when no task
+    reads text.
 
     ``vocab_file`` (a checkpoint's vocab.txt) wins over the config, so a loaded model keeps its ids.
+    A vocabulary built from data learns from the text TSVs' training sentences plus ``extra_texts``
+    (the V&L tasks' training questions / captions).
     """
     text_tasks = [t for t in cfg.tasks if task_modality(t) == "text"]
-    if not text_tasks and vocab_file is None:
+    if not text_tasks and not extra_texts and vocab_file is None:
         return None
     from .tokenizer import build_tokenizer
 
@@ -143,7 +174,17 @@ def build_tokenizer_for(cfg: ExperimentConfig, vocab_file: str | Path | None = N
         kw = _folder_kwargs(t, cfg)
         kw.pop("name")
         texts += read_tsv_texts(t.source.path, split="train", **kw)
-    return build_tokenizer(tcfg, texts)
+    return build_tokenizer(tcfg, texts + list(extra_texts or []))
+
+
+def tokenize_vl(data: TaskData, tokenizer, max_len: int) -> TaskData:
+    """Add ``text`` int64 ``[N, max_len]`` to every split of a V&L task from its ``text_raw``."""
+    for split in (data.train, data.val, data.test):
+        raw = split.arrays.get("text_raw")
+        if raw is None:
+            raise DataError(f"task {data.name!r}: a vision-and-language split has no text_raw array")
+        split.arrays["text"] = tokenizer.encode([str(x) for x in raw], max_len)
+    return data
 
 
 def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, progress: bool = False) -> TaskData:
@@ -159,10 +200,18 @@ def build_all_task_data(
     cfg: ExperimentConfig, *, progress: bool = False, vocab_file: str | Path | None = None
 ) -> tuple[dict[str, TaskData], object | None]:
     """Load every task of ``cfg``; returns ``({task: TaskData}, tokenizer or None)``."""
-    for t in cfg.tasks:
-        task_modality(t)  # unknown world names fail here, before anything is generated
-    tokenizer = build_tokenizer_for(cfg, vocab_file)
+    modality = {t.name: task_modality(t) for t in cfg.tasks}  # unknown names fail before any work
+    vl = {t.name: build_task_data(t, cfg, progress=progress) for t in cfg.tasks if modality[t.name] == "vl"}
+    if cfg.data.clean and vl:
+        from .clean_split import clean_task_data
+
+        clean_task_data(vl)
+    extra = [str(x) for d in vl.values() for x in d.train.arrays["text_raw"]]
+    tokenizer = build_tokenizer_for(cfg, vocab_file, extra)
     out = {}
     for t in cfg.tasks:
-        out[t.name] = build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
+        if t.name in vl:
+            out[t.name] = tokenize_vl(vl[t.name], tokenizer, cfg.model.encoders.text.max_len)
+        else:
+            out[t.name] = build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
     return out, tokenizer

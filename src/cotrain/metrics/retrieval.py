@@ -7,7 +7,7 @@ caption->image direction but is not a query of the image->caption direction.
 
 - caption->image (``c2i``): the rank of the caption's image among all ``Ni`` images.
 - image->caption (``i2c``): for each image, the best rank among ITS captions in the list of all
-  ``Nc`` captions (the VSE++ / ViLBERT convention: a hit at K when any of its captions is in the
+  ``Nc`` captions (the VSE++ / SCAN convention: a hit at K when any of its captions is in the
   top K).
 
 Ranks are 0-based (0 = first); recall@K is the fraction of queries with rank < K, reported as a
@@ -17,9 +17,9 @@ Ties: ``ties="pessimistic"`` (default) puts the correct item after every WRONG i
 score, so rank = #wrong items scoring > s + #wrong items scoring == s, where s is the correct
 item's score (for image->caption, the best of its captions' scores). A constant score matrix then
 ranks every correct item after all the wrong ones (recall@K = 0 while K <= the number of wrong
-items) instead of the 1.0 an optimistic rule gives; a model that outputs ties cannot look good. ``ties="optimistic"`` counts only the
-strictly higher wrong items. Uniformly random tie-breaking lies between the two (about K/N for a
-constant matrix).
+items) instead of the 1.0 an optimistic rule gives; a model that outputs ties cannot look good.
+``ties="optimistic"`` counts only the strictly higher wrong items. Uniformly random tie-breaking
+lies between the two (about K/N for a constant matrix).
 """
 
 from __future__ import annotations

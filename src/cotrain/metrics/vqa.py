@@ -48,7 +48,9 @@ from cotrain.metrics.classification import _np
 
 VQA_VERSIONS = ("current", "pre2021")
 
-_PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
+_PUNCTUATION = (
+    ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
+)
 _DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
 # the official pattern, typo included: "(?!<=\d)" is a lookahead that always holds before a ".",
 # so it strips every period that is not followed by a digit

@@ -40,6 +40,16 @@ def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
     raise ValueError(f"unknown metric {metric!r}; use top1 or mAP")
 
 
+HEAD_METRICS = {"vqa": "vqa", "retrieval": "recall", "refexp": "refexp", "nlvr": "top1", "snli-ve": "top1"}
+
+
+def task_metric(task_cfg, data: TaskData) -> str:
+    """The task's ``metric``, or its head's own: top1 / vqa / recall / refexp."""
+    if task_cfg.metric is not None:
+        return task_cfg.metric
+    return HEAD_METRICS.get(data.meta.get("head_type"), "top1")
+
+
 def evaluate_task(
     model,
     task: str,
@@ -49,8 +59,15 @@ def evaluate_task(
     batch_size: int = 128,
     max_batches: int | None = None,
     device: str = "cpu",
+    options=None,
 ) -> dict:
-    """``{"metric", "value", "chance", "n"}`` for one task on one split."""
+    """``{"metric", "value", "chance", "n"}`` for one task on one split (V&L metrics add their
+    details, e.g. every recall@K). ``options``: anything with ``vqa_version`` and ``refexp_iou``
+    (the run config)."""
+    if metric in ("vqa", "recall", "refexp"):
+        from .vl_evaluate import evaluate_vl_task
+
+        return evaluate_vl_task(model, task, data, metric, split, batch_size, max_batches, device, options)
     logits, labels = predict_split(model, task, data.split(split), batch_size, max_batches, device)
     n = len(labels)
     test_labels = data.split(split).arrays["label"][:n]

@@ -8,7 +8,9 @@
   reaching 1 at ``step == warmup_steps``;
 - then, with ``p = (step - warmup_steps) / (total_steps - warmup_steps)`` clipped to [0, 1]:
   ``cosine``: ``min_ratio + (1 - min_ratio) * (1 + cos(pi * p)) / 2``;
-  ``linear``: ``min_ratio + (1 - min_ratio) * (1 - p)``; ``constant``: 1.
+  ``linear``: ``min_ratio + (1 - min_ratio) * (1 - p)``; ``constant``: 1; ``step``:
+  ``drop_factor ** (number of drops <= step)`` (the learning-rate drops at which 12-in-1's
+  Dynamic Stop-and-Go resets, see :mod:`cotrain.train.dsg`).
   The factor is ``min_ratio`` at ``total_steps`` and stays there after it.
 
 If ``warmup_steps >= total_steps`` the run never leaves warm-up (no error: short smoke runs keep
@@ -21,10 +23,13 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-DECAYS = ("cosine", "linear", "constant")
+DECAYS = ("cosine", "linear", "constant", "step")
 
 
-def lr_factor(step: int, *, total_steps: int, warmup_steps: int, decay: str, min_ratio: float) -> float:
+def lr_factor(
+    step: int, *, total_steps: int, warmup_steps: int, decay: str, min_ratio: float,
+    drops: tuple[int, ...] | list[int] = (), drop_factor: float = 0.1,
+) -> float:
     """Multiplier of the base learning rate at global ``step`` (0-based); see the module docstring."""
     if decay not in DECAYS:
         raise ValueError(f"unknown LR decay {decay!r}; choose one of {', '.join(DECAYS)}")
@@ -38,6 +43,8 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, decay: str, min
         return (step + 1) / (warmup_steps + 1)
     if decay == "constant":
         return 1.0
+    if decay == "step":
+        return drop_factor ** sum(1 for d in drops if step >= d)
     p = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
     shape = 0.5 * (1.0 + math.cos(math.pi * p)) if decay == "cosine" else 1.0 - p
     return min_ratio + (1.0 - min_ratio) * shape

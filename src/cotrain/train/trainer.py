@@ -8,9 +8,17 @@ one update. A task's ``lr_mult`` scales the learning rate of the updates its bat
 ``lr_mult / min(lr_mult)`` at the base learning rate (12-in-1's loss scaling). Heads that a step does
 not use get no gradient (``None``) and are skipped by AdamW: no update, no weight decay.
 
+12-in-1's controllers sit on top of the schedule, as separately tested pieces: a curriculum
+pre-phase (:mod:`cotrain.train.curriculum`) wraps the schedule; Dynamic Stop-and-Go
+(:mod:`cotrain.train.dsg`) is asked, for every task a step offers, whether that task trains now, and
+is fed the task's validation metric at the end of each of its epochs (one pass over its train split).
+A step whose every task is stopped makes no update but still counts. With ``optim.decay: step`` the
+learning rate drops at ``optim.lr_drops`` and DSG applies its ``lr_drop`` policy there.
+
 Exact resume: the schedule is a pure function of the global step, batch iterators are
-``(epoch, position)``, and the checkpoint holds weights, optimizer state and the torch RNG state, so
-a run stopped at step k and resumed ends with the same weights as an uninterrupted one.
+``(epoch, position)``, DSG's state is saved, and the checkpoint holds weights, optimizer state and
+the torch RNG state, so a run stopped at step k and resumed ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from ..data.sources import build_all_task_data
 from ..model import CotrainModel, TaskSpec, build_model
 from ..schedules import build_schedule
 from .checkpoint import load_checkpoint, optimizer_from_flat, save_checkpoint
-from .evaluate import evaluate_task
+from .curriculum import build_curriculum
+from .dsg import DynamicStopAndGo
+from .evaluate import evaluate_task, task_metric
 from .logging import RunLogger
-from .lr import loss_scales, lr_factor
+from .lr import loss_scales, lr_factor, warmup_from_largest
 
 STATE_VERSION = 1
 
@@ -50,9 +60,22 @@ def task_specs(cfg: ExperimentConfig, data: dict[str, TaskData]) -> list[TaskSpe
             num_classes=data[t.name].num_classes,
             multilabel=data[t.name].multilabel,
             loss_weight=t.loss_weight,
+            head_type=data[t.name].meta.get("head_type"),
+            region_dim=data[t.name].meta.get("region_dim"),
+            group=t.group or data[t.name].meta.get("group"),
         )
         for t in cfg.tasks
     ]
+
+
+def warmup_steps(cfg: ExperimentConfig) -> int:
+    """``optim.warmup_steps``, or 12-in-1's ``eta * N`` when ``optim.warmup_eta`` is set: N is the
+    largest single-task run, a task's ``steps`` or, where a task sets none, ``run.steps / #tasks``."""
+    o = cfg.optim
+    if o.warmup_eta is None:
+        return o.warmup_steps
+    share = cfg.run.steps // len(cfg.tasks)
+    return warmup_from_largest({t.name: t.steps or share for t in cfg.tasks}, o.warmup_eta)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.AdamW:
@@ -117,6 +140,18 @@ class Trainer:
             budgets={t.name: t.steps for t in cfg.tasks},
             weights={t.name: t.weight for t in cfg.tasks},
         )
+        cur = cfg.schedule.curriculum
+        if cur.kind != "none":
+            groups = {s.name: s.group for s in self.specs if s.group}
+            self.schedule = build_curriculum(cur.kind, groups, cur.first_group, cur.steps, self.schedule)
+        d = cfg.schedule.dsg
+        self.dsg: DynamicStopAndGo | None = None
+        if d.enabled:
+            self.dsg = DynamicStopAndGo(
+                [t.name for t in cfg.tasks], delta=d.delta, converge_tol=d.converge_tol,
+                converge_epochs=d.converge_epochs, diverge_tol=d.diverge_tol, relative=d.relative, lr_drop=d.lr_drop,
+            )
+        self.warmup_steps = warmup_steps(cfg)
         self.iterators = {
             t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i)
             for i, t in enumerate(cfg.tasks)
@@ -145,6 +180,7 @@ class Trainer:
             "sample_rate": {n: d.sample_rate for n, d in self.data.items()},
             "schedule": self.schedule.state_dict(),
             "iterators": {n: it.state_dict() for n, it in self.iterators.items()},
+            "dsg": self.dsg.state_dict() if self.dsg is not None else None,
             "task_steps": self.task_steps,
             "task_time": self.task_time,
             "history": self.history,
@@ -180,6 +216,8 @@ class Trainer:
         self.schedule.load_state_dict(st["schedule"])
         for name, it_state in st["iterators"].items():
             self.iterators[name].load_state_dict(it_state)
+        if self.dsg is not None and st.get("dsg"):
+            self.dsg.load_state_dict(st["dsg"])
         self.step = int(st["step"])
         self.task_steps.update(st.get("task_steps", {}))
         self.task_time.update(st.get("task_time", {}))
@@ -204,14 +242,23 @@ class Trainer:
         return (loss * scale if scale != 1.0 else loss), losses
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One global step (one update). Returns the detached loss of each task it ran."""
+        """One global step (at most one update). Returns the detached loss of each task it ran."""
         tasks = self.schedule.tasks_at(self.step)
         o = self.cfg.optim
+        if o.decay == "step" and self.dsg is not None and self.step in o.lr_drops:
+            self.dsg.on_lr_drop(self.step)
+        if self.dsg is not None:
+            tasks = [t for t in tasks if self.dsg.should_update(t, self.step)]
         base = o.lr * lr_factor(
-            self.step, total_steps=self.cfg.run.steps, warmup_steps=o.warmup_steps, decay=o.decay, min_ratio=o.min_lr_ratio
+            self.step, total_steps=self.cfg.run.steps, warmup_steps=self.warmup_steps, decay=o.decay,
+            min_ratio=o.min_lr_ratio, drops=o.lr_drops, drop_factor=o.lr_drop_factor,
         )
         self._set_lr(base * self.lr_mult[tasks[0]] if len(tasks) == 1 else base)
         out = {}
+        if not tasks:  # every task of this step is stopped (DSG)
+            self.step += 1
+            return out
+        epochs = {t: self.iterators[t].epoch for t in tasks}
         for task in tasks:
             t0 = time.perf_counter()
             loss, _ = self._task_loss(task)
@@ -228,7 +275,18 @@ class Trainer:
         for task in tasks:
             self.task_time[task] += share
         self.step += 1
+        if self.dsg is not None:
+            for task in tasks:
+                if self.iterators[task].epoch > epochs[task]:  # the task finished an epoch
+                    self._dsg_observe(task)
         return out
+
+    def _dsg_observe(self, task: str) -> None:
+        """Feed DSG the task's validation metric at the end of one of its epochs (logged)."""
+        r = self.evaluate("val", self.cfg.run.eval_max_batches, [task])[task]
+        change = self.dsg.observe(task, r["value"], self.step)
+        self.history.append({"step": self.step, "split": "val", "dsg": True, f"{task}/{r['metric']}": round(r["value"], 5),
+                             "dsg_state": self.dsg.state(task), **({"dsg_change": change} if change else {})})
 
     def evaluate(
         self, split: str = "val", max_batches: int | None = None, tasks: list[str] | None = None
@@ -239,7 +297,8 @@ class Trainer:
                 continue
             bs = t.eval_batch_size or max(t.batch_size, 64)
             results[name] = evaluate_task(
-                self.model, name, self.data[name], t.metric, split, bs, max_batches, str(self.device)
+                self.model, name, self.data[name], task_metric(t, self.data[name]), split, bs, max_batches,
+                str(self.device), options=self.cfg.run,
             )
         return results
 

@@ -74,14 +74,18 @@ _GUESSWHAT_ANSWERS = {"yes": "yes", "no": "no", "n/a": "n/a"}
 
 
 # ------------------------------------------------------------------------- safe unpickling
+class _Refused(pickle.UnpicklingError):
+    """The stream asked for something a plain-data pickle never needs."""
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
     """Loads only what needs no global: lists, dicts, tuples, strings, bytes, numbers, None."""
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
-        raise pickle.UnpicklingError(f"the pickle names the global {module}.{name}")
+    def find_class(self, module: str, name: str):
+        raise _Refused(f"the pickle names the global {module}.{name}")
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("the pickle uses a persistent id")
+        raise _Refused("the pickle uses a persistent id")
 
 
 def _decode(obj):
@@ -104,7 +108,10 @@ def load_plain_pickle(path: str | os.PathLike) -> object:
     """Unpickle a file made only of builtin containers and scalars, refusing anything else.
 
     Every global (``os.system``, a class, even ``builtins.set``) is refused before it is looked
-    up, so a malicious file raises :class:`DataError` and runs nothing."""
+    up, so a malicious file raises :class:`DataError` and runs nothing: the opcodes that call
+    something (REDUCE, NEWOBJ, BUILD, INST, OBJ) need a callable, and a callable only enters the
+    stream through :meth:`find_class` (or the copyreg extension registry, empty in CPython unless
+    a program registers codes). Persistent ids are refused too. Bytes are decoded to str."""
     p = resolve(path, "pickle file")
     try:
         data = p.read_bytes()
@@ -112,7 +119,7 @@ def load_plain_pickle(path: str | os.PathLike) -> object:
         raise DataError(f"cannot read file: {err}", p) from err
     try:
         obj = _PlainDataUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as err:
+    except _Refused as err:
         raise DataError(
             f"refused to unpickle: {err}; only plain lists / dicts / strings / numbers are accepted "
             "(convert the file to JSON if it holds anything else)",

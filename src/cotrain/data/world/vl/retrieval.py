@@ -1,0 +1,191 @@
+"""Caption retrieval of the V&L world: ``coco-ir`` and ``flickr-ir``.
+
+The two tasks differ in scenes (``coco`` pool: 2-6 objects of both sizes; ``flickr`` pool: 1-3 large
+objects) and in caption style:
+
+- COCO-style: short noun phrases, lower case, "a red circle to the left of a small blue square",
+  "an image with two green shapes and a star", "four objects, including a ...";
+- Flickr-style: a full sentence with a verb and the backdrop, "A big purple diamond rests near the
+  top of the frame against a dark backdrop.", "Three large shapes float side by side: ...".
+
+A caption is built from *facts* it asserts (:func:`holds` checks them on any scene): ``("exists",
+desc)``, ``("count", desc, n)``, ``("nobj", n)``, ``("rel", desc_a, rel, desc_b)`` (some matching pair
+is in the relation), ``("side", desc, side)`` and ``("bg", "dark" | "light")``.
+
+**Hard negatives** (train split, views 1-3): from the 31 other scenes of the caption's block of 32
+rows of the task's train stream (rows past ``n_train`` included, so a row's negatives do not depend
+on the split size), the three that share the most ``(shape, colour)`` pairs with the true scene
+(multiset intersection; ties: more shared shapes + colours, then the earlier row), skipping any scene
+on which the caption could be true (every fact holds or is ambiguous). Fixed once generated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..scene import Scene
+from .facts import Facts, describe, random_desc, side_state
+from .language import (
+    NUMBER_WORDS,
+    REL_WORDS,
+    RELATIONS,
+    SIDE_WORDS,
+    noun_phrase,
+    number_word,
+    pick,
+    rel_words,
+    sentence,
+)
+
+BLOCK = 32
+N_NEGATIVES = 3
+DARK, LIGHT = 70.0, 85.0  # background grey levels (mean RGB) for "dark" / "light" backdrops
+
+
+def background_tone(scene: Scene) -> str | None:
+    level = float(np.mean(scene.background.rgb))
+    return "dark" if level < DARK else ("light" if level > LIGHT else None)
+
+
+def holds(scene: Scene, fact: tuple, f: Facts | None = None) -> bool | None:
+    """Whether ``fact`` is true on ``scene`` (None: it hinges on an ambiguous relation or side)."""
+    f = f or Facts(scene)
+    kind = fact[0]
+    if kind == "exists":
+        return bool(f.match(fact[1]).any())
+    if kind == "count":
+        return int(f.match(fact[1]).sum()) == fact[2]
+    if kind == "nobj":
+        return f.k == fact[1]
+    if kind == "bg":
+        tone = background_tone(scene)
+        return None if tone is None else tone == fact[1]
+    if kind == "side":
+        states = [side_state(scene, k, fact[2]) for k in np.flatnonzero(f.match(fact[1]))]
+        return True if any(s is True for s in states) else (None if any(s is None for s in states) else False)
+    if kind == "rel":
+        a, rel, b = np.flatnonzero(f.match(fact[1])), fact[2], np.flatnonzero(f.match(fact[3]))
+        vals = f.T[RELATIONS.index(rel)][np.ix_(a, b)]
+        pair = a[:, None] != b[None, :]
+        if (vals[pair] == 1).any():
+            return True
+        return None if (vals[pair] == -1).any() else False
+    raise ValueError(f"unknown fact {fact!r}")
+
+
+def caption_possible(scene: Scene, facts: list[tuple]) -> bool:
+    """The caption could describe ``scene``: no fact is clearly false."""
+    f = Facts(scene)
+    return all(holds(scene, fact, f) is not False for fact in facts)
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _two_objects(f: Facts, rng) -> tuple[int, int]:
+    i, j = rng.permutation(f.k)[:2].tolist()
+    return i, j
+
+
+def coco_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tuple]]:
+    f = Facts(scene)
+    objs = scene.objects
+    i, j = _two_objects(f, rng)
+    da, db = random_desc(rng, objs[i], 0.9), random_desc(rng, objs[j], 0.9)
+    a, b = _a(noun_phrase(rng, da, post=False)), _a(noun_phrase(rng, db, post=False))
+    rels = [r for r in RELATIONS if f.rel(i, r, j)]
+    form = int(rng.integers(4))
+    if form == 0 and rels:
+        rel = pick(rng, rels)
+        text = f"{a} {pick(rng, ('', 'sitting ', 'placed '))}{rel_words(rng, rel)} {b}"
+        facts = [("rel", da, rel, db)]
+    elif form == 1:
+        key = pick(rng, ("colour", "shape"))
+        d = describe(objs[i], (key,))
+        n = int(f.match(d).sum())
+        text = f"{number_word(rng, n, 0.0) if n > 1 else 'one'} {noun_phrase(rng, d, plural_form=n > 1, generic='shape')} and {b}"
+        facts = [("count", d, n), ("exists", db)]
+    elif form == 2:
+        text = f"{NUMBER_WORDS[f.k]} {pick(rng, ('objects', 'shapes', 'things'))}, including {a} and {b}"
+        facts = [("nobj", f.k), ("exists", da), ("exists", db)]
+    else:
+        text = f"{a} {pick(rng, ('and', 'next to', 'together with'))} {b}"
+        facts = [("exists", da), ("exists", db)]
+    prefix = pick(rng, ("", "", "a picture of ", "an image with ", "there is "))
+    suffix = pick(rng, ("", "", " on a plain background", " in the picture"))
+    return (prefix + text + suffix).strip(), facts
+
+
+FLICKR_VERBS = ("rests", "sits", "floats", "hangs", "stands")
+FLICKR_VERBS_PL = ("rest", "sit", "float", "hang", "stand")
+
+
+def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tuple]]:
+    f = Facts(scene)
+    objs = scene.objects
+    tone = background_tone(scene)
+    facts: list[tuple] = []
+    backdrop = ""
+    if tone and rng.random() < 0.7:
+        backdrop = f" against a {tone} {pick(rng, ('backdrop', 'canvas', 'wall'))}"
+        facts.append(("bg", tone))
+    i = int(rng.integers(f.k))
+    da = random_desc(rng, objs[i], 0.95)
+    big = pick(rng, ("big ", "large ", "")) if "size" not in da else ""
+    np_a = big + noun_phrase(rng, da, post=False)
+    a = _a(np_a)
+    verb = pick(rng, FLICKR_VERBS)
+    if f.k == 1:
+        sides = [s for s in ("left", "right", "top", "bottom") if side_state(scene, i, s)]
+        where = ""
+        if sides and rng.random() < 0.7:
+            side = pick(rng, sides)
+            where = f" {pick(rng, SIDE_WORDS[side])} of the frame"
+            facts.append(("side", da, side))
+        text = f"{pick(rng, ('a lone', 'a single', 'just one'))} {np_a} {verb}{where}{backdrop}"
+        facts += [("nobj", 1), ("exists", da)]
+        return sentence(text), facts
+    j = int(pick(rng, [k for k in range(f.k) if k != i]))
+    db = random_desc(rng, objs[j], 0.95)
+    b = _a(noun_phrase(rng, db, post=False))
+    rels = [r for r in RELATIONS if f.rel(i, r, j)]
+    if rels and rng.random() < 0.6:
+        rel = pick(rng, rels)
+        text = f"{a} {verb} {pick(rng, REL_WORDS[rel])} {b}{backdrop}"
+        facts += [("rel", da, rel, db)]
+    else:
+        count = NUMBER_WORDS[f.k]
+        text = f"{count} large shapes {pick(rng, FLICKR_VERBS_PL)} side by side{backdrop}, among them {a} and {b}"
+        facts += [("nobj", f.k), ("exists", da), ("exists", db)]
+    return sentence(text), facts
+
+
+CAPTIONS = {"coco-ir": coco_caption, "flickr-ir": flickr_caption}
+
+
+def pair_counts(scene: Scene) -> tuple[Counter, Counter, Counter]:
+    objs = scene.objects
+    return Counter((o.shape, o.colour) for o in objs), Counter(o.shape for o in objs), Counter(o.colour for o in objs)
+
+
+def shared_score(a: Scene, b: Scene) -> tuple[int, int]:
+    """(shared (shape, colour) pairs, shared shapes + shared colours) as multiset intersections."""
+    pa, sa, ca = pair_counts(a)
+    pb, sb, cb = pair_counts(b)
+    return sum((pa & pb).values()), sum((sa & sb).values()) + sum((ca & cb).values())
+
+
+def hard_negatives(true: Scene, facts: list[tuple], candidates: list[tuple[int, Scene]]) -> list[int]:
+    """The image ids of the :data:`N_NEGATIVES` candidates ``(image_id, scene)`` (in row order) that
+    share the most attributes with ``true`` and on which the caption is clearly false."""
+    scored = []
+    for order, (image_id, scene) in enumerate(candidates):
+        if scene.index == true.index or caption_possible(scene, facts):
+            continue
+        pairs, singles = shared_score(true, scene)
+        scored.append((-pairs, -singles, order, image_id))
+    scored.sort()
+    return [s[3] for s in scored[:N_NEGATIVES]]

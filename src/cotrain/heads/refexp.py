@@ -1,0 +1,64 @@
+"""Referring-expression head (12-in-1 §3.2): re-rank region proposals by ``W_r h_{v_i}``.
+
+One score per proposal ``[B, R]``; padded proposals get the most negative finite value of the
+dtype, so they never win an argmax and their sigmoid is 0. ``W_r`` is shared by every refexp task
+(RefCOCO/+/g, Visual7W pointing, GuessWhat) through the head key.
+
+Loss — what ViLBERT / 12-in-1's code does (``task_utils.py``, type ``V-logit``): ``BCEWithLogits``
+of every region's score against its soft target (the proposal's IoU with the referred box where
+IoU ≥ 0.5, else 0), averaged over batch × regions and multiplied by the number of regions, i.e.
+summed over regions and averaged over the batch; padding gets logit −10000 and target 0 there, so
+it adds ~0. Here the sum runs over the real proposals only (padding adds exactly 0, so the value
+is the same). One difference: ViLBERT also scores its IMG token (whole-image box, target its IoU,
+almost always 0); the contract's ``label`` is ``[N, R]`` over proposals, so IMG is not scored here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cotrain.heads.vl_common import get_label
+from cotrain.trunks.layers import init_vit_weights
+from cotrain.trunks.vl_output import VLOutput
+
+
+class RefExpHead(nn.Module):
+    """``forward(out) -> logits [B, R]`` from ``out.regions [B, R, D]`` (padding: dtype minimum).
+
+    ``losses(logits, batch)``: ``{"bce": Σ_real-regions BCE(logit, batch["label"] [B, R]) / B}``;
+    the real proposals are ``batch["region_mask"]`` when present, else the non-padded logits.
+    ``predict(logits)``: per-region sigmoid ``[B, R]`` (padding 0); argmax = the chosen proposal.
+    """
+
+    head_type = "refexp"
+
+    def __init__(self, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.score = nn.Linear(dim, 1)
+        self.apply(init_vit_weights)
+
+    def forward(self, out: VLOutput) -> torch.Tensor:
+        if out.views:
+            raise ValueError(f"the refexp head takes one image per example, got K = {out.views} views")
+        logits = self.score(self.drop(out.regions)).squeeze(-1)  # [B, R]
+        return logits.masked_fill(~out.region_mask, torch.finfo(logits.dtype).min)
+
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        target = get_label(batch, "refexp")
+        if target.shape != logits.shape or not target.is_floating_point():
+            raise ValueError(
+                f"the refexp head needs float IoU targets label {tuple(logits.shape)} (one per proposal), "
+                f"got {target.dtype} {tuple(target.shape)}"
+            )
+        mask = batch.get("region_mask")
+        if mask is None or mask.shape != logits.shape:
+            mask = logits > torch.finfo(logits.dtype).min
+        per_region = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
+        bce = torch.where(mask.bool(), per_region, torch.zeros_like(per_region)).sum() / logits.shape[0]
+        return {"bce": bce}
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.sigmoid()

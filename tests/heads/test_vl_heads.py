@@ -1,0 +1,136 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from vl_synthetic import one_thread  # noqa: F401
+
+from cotrain.heads.refexp import RefExpHead
+from cotrain.heads.retrieval import RetrievalHead
+from cotrain.heads.verify import NLVRHead, SNLIVEHead
+from cotrain.heads.vqa import VQAHead
+from cotrain.trunks.vl_output import VLOutput
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+D, B, R, L = 16, 4, 5, 6
+
+
+def out(b=B, seed=0, views=0):
+    g = torch.Generator().manual_seed(seed)
+    n = b * views if views else b
+    region_mask = torch.ones(n, R, dtype=torch.bool)
+    region_mask[0, 3:] = False
+    region_mask[n - 1, 1:] = False
+    o = VLOutput(torch.randn(n, D, generator=g), torch.randn(n, D, generator=g), torch.randn(n, R, D, generator=g),
+                 torch.randn(n, L, D, generator=g), region_mask, torch.ones(n, L, dtype=torch.bool))
+    return o.regroup(views) if views else o
+
+
+def test_regroup_is_example_major():
+    flat = out(b=6)
+    grouped = flat.regroup(3)
+    assert grouped.views == 3 and grouped.h_img.shape == (2, 3, D) and grouped.regions.shape == (2, 3, R, D)
+    torch.testing.assert_close(grouped.h_cls[1, 2], flat.h_cls[5])
+    torch.testing.assert_close(grouped.joint(), (flat.h_img * flat.h_cls).view(2, 3, D))
+    with pytest.raises(ValueError, match="cannot regroup"):
+        flat.regroup(4)
+
+
+def test_vqa_head_mlp_on_joint_and_loss_scaled_by_answers():
+    torch.manual_seed(0)
+    head = VQAHead(D, 7).eval()
+    o = out()
+    logits = head(o)
+    assert logits.shape == (B, 7)
+    mlp = head.classifier.mlp
+    assert [type(m).__name__ for m in mlp] == ["Linear", "GELU", "LayerNorm", "Linear"]
+    assert mlp[0].out_features == 2 * D
+    torch.testing.assert_close(logits, mlp(o.h_img * o.h_cls))
+    target = torch.rand(B, 7).round() * 0.6
+    loss = head.losses(logits, {"label": target})
+    want = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / B
+    torch.testing.assert_close(loss["bce"], want)
+    torch.testing.assert_close(head.predict(logits), logits.sigmoid())
+    with pytest.raises(ValueError, match="soft scores"):
+        head.losses(logits, {"label": torch.zeros(B, dtype=torch.long)})
+    with pytest.raises(KeyError, match="label"):
+        head.losses(logits, {})
+
+
+def test_retrieval_head_scores_views_and_multiple_choice_loss():
+    torch.manual_seed(0)
+    head = RetrievalHead(D).eval()
+    o4 = out(views=4)
+    scores = head(o4)
+    assert scores.shape == (B, 4)
+    torch.testing.assert_close(scores, head.score(o4.h_img * o4.h_cls).squeeze(-1))
+    label = torch.tensor([0, 1, 3, 0])
+    torch.testing.assert_close(head.losses(scores, {"label": label})["ce"], F.cross_entropy(scores, label))
+    single = head(out())
+    assert single.shape == (B,)
+    with pytest.raises(ValueError, match="view dimension"):
+        head.losses(single, {"label": torch.zeros(B, dtype=torch.long)})
+    with pytest.raises(TypeError, match="int64"):
+        head.losses(scores, {"label": torch.zeros(B)})
+
+
+def test_refexp_padding_never_wins_and_is_left_out_of_the_loss():
+    torch.manual_seed(0)
+    head = RefExpHead(D).eval()
+    o = out()
+    with torch.no_grad():
+        head.score.bias.fill_(-1e30)  # real proposals score hugely negative: padding must still lose
+    logits = head(o)
+    assert logits.shape == (B, R)
+    assert (logits[~o.region_mask] == torch.finfo(logits.dtype).min).all()
+    assert (logits[o.region_mask] < -1e29).all()
+    assert o.region_mask.gather(1, logits.argmax(1, keepdim=True)).all()
+    assert (head.predict(logits)[~o.region_mask] == 0).all()
+
+    head = RefExpHead(D).eval()
+    o = out(seed=1)
+    logits = head(o)
+    target = torch.rand(B, R) * o.region_mask
+    loss = head.losses(logits, {"label": target})["bce"]
+    per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    torch.testing.assert_close(loss, per[o.region_mask].sum() / B)
+    noisy = target.clone()
+    noisy[~o.region_mask] = 1.0  # a target on padding must not matter
+    torch.testing.assert_close(head.losses(logits, {"label": noisy, "region_mask": o.region_mask})["bce"], loss)
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="one per proposal"):
+        head.losses(logits, {"label": torch.zeros(B, R + 1)})
+
+
+def test_nlvr_head_concatenates_the_two_passes():
+    torch.manual_seed(0)
+    head = NLVRHead(D).eval()
+    o = out(views=2)
+    logits = head(o)
+    assert logits.shape == (B, 2)
+    joint = o.h_img * o.h_cls
+    torch.testing.assert_close(logits, head.classifier.mlp(torch.cat([joint[:, 0], joint[:, 1]], -1)))
+    assert head.classifier.mlp[0].in_features == 2 * D and head.classifier.mlp[0].out_features == 2 * D
+    swapped = VLOutput(o.h_img.flip(1), o.h_cls.flip(1), o.regions.flip(1), o.words.flip(1),
+                       o.region_mask.flip(1), o.word_mask.flip(1), views=2)
+    assert not torch.allclose(head(swapped), logits)  # order of the two images matters (I_0, I_1)
+    label = torch.tensor([0, 1, 1, 0])
+    torch.testing.assert_close(head.losses(logits, {"label": label})["ce"], F.cross_entropy(logits, label))
+    torch.testing.assert_close(head.predict(logits).sum(-1), torch.ones(B))
+    with pytest.raises(ValueError, match="K = 2"):
+        head(out())
+
+
+def test_snli_ve_head_three_way_softmax():
+    torch.manual_seed(0)
+    head = SNLIVEHead(D).eval()
+    o = out()
+    logits = head(o)
+    assert logits.shape == (B, 3)
+    assert head.classifier.mlp[0].in_features == D and head.classifier.mlp[0].out_features == 2 * D
+    label = torch.tensor([0, 1, 2, 1])
+    torch.testing.assert_close(head.losses(logits, {"label": label})["ce"], F.cross_entropy(logits, label))
+    torch.testing.assert_close(head.predict(logits), logits.softmax(-1))
+    with pytest.raises(ValueError, match="label"):
+        head.losses(logits, {"label": torch.tensor([0, 1])})
+    with pytest.raises(ValueError, match="one image"):
+        head(out(views=2))

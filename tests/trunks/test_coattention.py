@@ -1,0 +1,127 @@
+import math
+
+import pytest
+import torch
+from vl_synthetic import D, PER_BLOCK, assert_real_states_equal, count, perturb_padding, streams, one_thread  # noqa: F401
+
+from cotrain.trunks.coattention import CoAttentionTrunk
+from cotrain.trunks.crossattn import CoAttentionLayer, CrossAttention
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _trunk(v_layers=1, t_layers=2, tokens=0, seed=0):
+    torch.manual_seed(seed)
+    return CoAttentionTrunk(D, v_layers, t_layers, num_heads=4, num_task_tokens=tokens).eval()
+
+
+def test_cross_attention_matches_manual_softmax_and_ignores_padded_keys():
+    torch.manual_seed(0)
+    att = CrossAttention(D, 4).eval()
+    x, ctx = torch.randn(2, 3, D), torch.randn(2, 5, D)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    y = att(x, ctx, mask)
+    q = att.q(x).view(2, 3, 4, 8).transpose(1, 2)
+    k, v = att.kv(ctx).view(2, 5, 2, 4, 8).permute(2, 0, 3, 1, 4)
+    s = q @ k.transpose(-1, -2) / math.sqrt(8)
+    s = s.masked_fill(~mask[:, None, None, :], float("-inf"))
+    want = att.proj((s.softmax(-1) @ v).transpose(1, 2).reshape(2, 3, D))
+    torch.testing.assert_close(y, want, atol=1e-5, rtol=1e-5)
+    ctx2 = ctx.clone()
+    ctx2[0, 3:] = 99.0
+    torch.testing.assert_close(att(x, ctx2, mask), y)
+
+
+def test_co_attention_layer_uses_pre_layer_states_of_both_streams():
+    torch.manual_seed(0)
+    layer = CoAttentionLayer(D, 4).eval()
+    v, t = torch.randn(2, 4, D), torch.randn(2, 6, D)
+    v2, t2 = layer(v, None, t, None)
+    nv, nt = layer.norm_v1(v), layer.norm_t1(t)
+    t_mid = t + layer.t_from_v(nt, nv, None)  # text queries over the *input* visual states
+    torch.testing.assert_close(t2, t_mid + layer.mlp_t(layer.norm_t2(t_mid)))
+
+
+def test_output_shapes_and_final_norms():
+    tr = _trunk(tokens=3)
+    v, vm, t, tm = streams()
+    for ids in (None, torch.tensor([0, 1, 2])):
+        out = tr(v, vm, t, tm, ids)
+        assert out.h_img.shape == (3, D) and out.h_cls.shape == (3, D)
+        assert out.regions.shape == (3, 4, D) and out.words.shape == (3, 5, D)
+        assert torch.equal(out.region_mask, vm[:, 1:]) and torch.equal(out.word_mask, tm[:, 1:])
+        torch.testing.assert_close(out.h_cls.mean(-1), torch.zeros(3), atol=1e-5, rtol=0)
+
+
+def test_layer_layout_and_parameter_count():
+    tr = _trunk(v_layers=2, t_layers=3, tokens=5)
+    assert (len(tr.text_only), len(tr.v_blocks), len(tr.t_blocks), len(tr.co_layers)) == (1, 2, 2, 2)
+    assert count(tr.co_layers[0]) == 2 * PER_BLOCK  # two cross-attentions + two FFNs
+    assert count(tr) == 3 * PER_BLOCK + 2 * PER_BLOCK + 2 * 2 * PER_BLOCK + 4 * D + 5 * D
+
+
+def test_padding_does_not_change_real_outputs():
+    tr = _trunk(v_layers=2, t_layers=3, tokens=2)
+    v, vm, t, tm = streams()
+    ids = torch.tensor([0, 1, 0])
+    v2, t2 = perturb_padding(v, vm, t, tm)
+    assert_real_states_equal(tr(v, vm, t, tm, ids), tr(v2, vm, t2, tm, ids))
+
+
+def test_image_reaches_text_only_through_co_attention():
+    tr = _trunk(v_layers=1, t_layers=2)
+    v, vm, t, tm = streams()
+    seen = []
+    tr.text_only[0].register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
+    a = tr(v, vm, t, tm)
+    b = tr(v + torch.randn_like(v), vm, t, tm)
+    torch.testing.assert_close(seen[0], seen[1])  # the text-only prefix never sees the image
+    assert not torch.allclose(a.h_cls, b.h_cls, atol=1e-4)  # but CLS does, after co-attention
+    with torch.no_grad():  # silence the text stream's cross-attention: CLS is image-free again
+        tr.co_layers[0].t_from_v.proj.weight.zero_()
+        tr.co_layers[0].t_from_v.proj.bias.zero_()
+    torch.testing.assert_close(tr(v, vm, t, tm).h_cls, tr(v + torch.randn_like(v), vm, t, tm).h_cls)
+
+
+def test_task_token_goes_after_cls_and_changes_outputs():
+    tr = _trunk(tokens=3)
+    v, vm, t, tm = streams()
+    seen = []
+    tr.text_only[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    ids = torch.tensor([2, 0, 1])
+    out = tr(v, vm, t, tm, ids)
+    x = seen[-1]
+    assert x.shape[1] == t.shape[1] + 1
+    torch.testing.assert_close(x[:, 0], t[:, 0])
+    torch.testing.assert_close(x[:, 1], tr.task_tokens.embed.weight[ids])
+    torch.testing.assert_close(x[:, 2:], t[:, 1:])
+    other = tr(v, vm, t, tm, torch.tensor([1, 1, 1]))
+    assert not torch.allclose(out.h_cls[0], other.h_cls[0], atol=1e-4)
+    torch.testing.assert_close(out.h_cls[2], other.h_cls[2])  # same id, same output
+    plain = tr(v, vm, t, tm, None)
+    assert seen[-1].shape[1] == t.shape[1]
+    assert plain.words.shape == out.words.shape
+
+
+def test_no_task_tokens_refuses_task_ids():
+    tr = _trunk(tokens=0)
+    assert tr.task_tokens is None
+    v, vm, t, tm = streams()
+    with pytest.raises(ValueError, match="task_tokens: none"):
+        tr(v, vm, t, tm, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"task ids must lie in \[0, 2\)"):
+        _trunk(tokens=2)(v, vm, t, tm, torch.tensor([0, 1, 2]))
+
+
+def test_every_parameter_gets_a_gradient():
+    tr = _trunk(v_layers=2, t_layers=3, tokens=2).train()
+    v, vm, t, tm = streams()
+    out = tr(v, vm, t, tm, torch.tensor([0, 1, 1]))
+    (out.h_img * out.h_cls).sum().backward()
+    missing = [n for n, p in tr.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_bad_layer_counts():
+    with pytest.raises(ValueError, match="v_layers"):
+        CoAttentionTrunk(D, 3, 2, 4)
