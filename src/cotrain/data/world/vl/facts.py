@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from ..scene import COLOUR_NAMES, SHAPES, SIZES, Scene, SceneObject
+from ..scene import COLOUR_NAMES, MAX_OBJECTS, SHAPES, SIZES, Scene, SceneObject
 from .language import RELATIONS, SIDES, pick
 
 KEYS: tuple[str, ...] = ("shape", "colour", "size")
@@ -108,6 +108,17 @@ def absent_desc(rng: np.random.Generator, scene: Scene, n_keys: int | None = Non
     raise RuntimeError("no absent description found")
 
 
+def has_unique_object(scene: Scene) -> bool:
+    """Some object differs in appearance from all others (False when every object has a twin, about
+    1 % of two-object scenes). Tasks that must name an object skip scenes without one."""
+    f = facts_for(scene)
+    return any(f.unique(i) for i in range(f.k))
+
+
+_SIDE_INDEX = {s: k for k, s in enumerate(SIDES)}
+_BITS = ((np.arange(1 << MAX_OBJECTS)[:, None] >> np.arange(MAX_OBJECTS)[None, :]) & 1).astype(bool)  # mask -> [6] bools
+
+
 def _subsets(keys, allow_empty: bool):
     return [s for r in range(0 if allow_empty else 1, len(keys) + 1) for s in itertools.combinations(keys, r)]
 
@@ -124,22 +135,45 @@ class Facts:
         self.ids = {key: np.asarray([_VALUES[key].index(getattr(o, key)) for o in scene.objects], dtype=np.int64)
                     for key in KEYS}
         self.c = centres(scene)
-        m = margin(scene)
-        t = np.empty((len(RELATIONS), self.k, self.k), dtype=np.int8)
-        for r, rel in enumerate(RELATIONS):
-            axis = 0 if rel in ("left_of", "right_of") else 1
-            sign = -1.0 if rel in ("left_of", "above") else 1.0
-            d = sign * (self.c[:, None, axis] - self.c[None, :, axis])
-            t[r] = np.where(d > m, 1, np.where(d < -m, 0, -1))
-            np.fill_diagonal(t[r], -1)
+        self.m = m = margin(scene)
+        dx = self.c[:, None, 0] - self.c[None, :, 0]  # x_i - x_j
+        dy = self.c[:, None, 1] - self.c[None, :, 1]
+        d = np.stack([-dx, dx, -dy, dy])  # left_of, right_of, above, below (RELATIONS order)
+        t = np.where(d > m, 1, np.where(d < -m, 0, -1)).astype(np.int8)
+        t[:, np.arange(self.k), np.arange(self.k)] = -1
+        # halves of the canvas: left, right, top, bottom (SIDES order)
+        h = self.c - scene.image_size / 2.0
+        e = np.stack([-h[:, 0], h[:, 0], -h[:, 1], h[:, 1]])
+        self.S = np.where(e > m, 1, np.where(e < -m, 0, -1)).astype(np.int8)
         self.T = t
         self._unique: dict[tuple, list[dict]] = {}
+        # bit masks of the objects having each attribute value: matching is a few integer ANDs
+        self._bits: dict[tuple[str, str], int] = {}
+        for k, o in enumerate(scene.objects):
+            for key in KEYS:
+                self._bits[(key, getattr(o, key))] = self._bits.get((key, getattr(o, key)), 0) | (1 << k)
+        self._all = (1 << self.k) - 1
+
+    def mask(self, desc: dict) -> int:
+        """Bit mask of the objects matching ``desc``."""
+        m = self._all
+        for item in desc.items():
+            m &= self._bits.get(item, 0)
+        return m
+
+    @property
+    def histograms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts of (shape, colour) pairs, shapes and colours (for multiset intersections)."""
+        if not hasattr(self, "_hist"):
+            s, c = self.ids["shape"], self.ids["colour"]
+            n_c = len(COLOUR_NAMES)
+            self._hist = (np.bincount(s * n_c + c, minlength=len(SHAPES) * n_c),
+                          np.bincount(s, minlength=len(SHAPES)), np.bincount(c, minlength=n_c))
+        return self._hist
 
     def match(self, desc: dict) -> np.ndarray:
-        ok = np.ones(self.k, dtype=bool)
-        for key, value in desc.items():
-            ok &= self.ids[key] == _VALUES[key].index(value)
-        return ok
+        """bool ``[K]``: which objects match ``desc``."""
+        return _BITS[self.mask(desc), : self.k].copy()
 
     def rel(self, i: int, rel: str, j: int) -> bool | None:
         v = int(self.T[RELATIONS.index(rel), i, j])
@@ -149,7 +183,13 @@ class Facts:
         """Descriptions over ``keys`` only object ``i`` matches, smallest first."""
         key = (i, tuple(keys))
         if key not in self._unique:
-            self._unique[key] = unique_descs(self.scene, i, keys)
+            obj, target = self.scene.objects[i], 1 << i
+            out = []
+            for sub in _subsets(keys, False):
+                d = describe(obj, sub)
+                if self.mask(d) == target:
+                    out.append(d)
+            self._unique[key] = out
         return self._unique[key]
 
     def relational(self, subject_keys=KEYS, *, allow_empty: bool = True, landmark_keys=KEYS,
@@ -168,7 +208,7 @@ class Facts:
                 if key not in seen:
                     seen.add(key)
                     descs.append(d)
-        mem = np.stack([self.match(d) for d in descs])  # [D, K]
+        mem = _BITS[[self.mask(d) for d in descs], : self.k]  # [D, K]
         r_idx = [RELATIONS.index(r) for r in rels]
         T = self.T[r_idx]  # [R, K_i, K_j]
         off = ~np.eye(self.k, dtype=bool)
@@ -181,5 +221,26 @@ class Facts:
         target = true.argmax(axis=2)
         return [(int(target[d, r, j]), descs[d], rels[r], int(j)) for d, r, j in zip(*np.nonzero(valid))]
 
+    def side(self, i: int, side: str) -> bool | None:
+        """Like :func:`side_state`."""
+        v = int(self.S[_SIDE_INDEX[side], i])
+        return None if v < 0 else bool(v)
+
     def sides(self, i: int) -> list[str]:
-        return [s for s in SIDES if side_state(self.scene, i, s)]
+        return [s for s in SIDES if self.S[_SIDE_INDEX[s], i] == 1]
+
+    def extreme(self, i: int, members, side: str) -> bool:
+        """Like :func:`is_extreme`."""
+        axis, sign = SIDES[side]
+        others = [k for k in members if k != i]
+        return bool((sign * (self.c[i, axis] - self.c[others, axis]) > self.m).all())
+
+
+def facts_for(scene: Scene) -> Facts:
+    """:class:`Facts` of ``scene``, computed once and kept on the scene object (as the private
+    attribute ``_vl_facts``, which is not a dataclass field: equality and ``to_dict`` ignore it)."""
+    f = scene.__dict__.get("_vl_facts")
+    if f is None or f.k != len(scene.objects):
+        f = Facts(scene)
+        scene.__dict__["_vl_facts"] = f
+    return f

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from ..scene import COLOUR_NAMES, SHAPES, Scene
-from .facts import KEYS, Facts, absent_desc, describe, pick_desc, random_desc
+from .facts import KEYS, Facts, facts_for, absent_desc, describe, pick_desc, random_desc
 from .language import (
     COLOUR_WORDS,
     RELATIONS,
@@ -62,6 +62,7 @@ class QA:
     answer: str  # canonical, in the task's vocabulary
     about: int = -1
     raw: list[str] = field(default_factory=list)  # the annotators' answers as typed (vqa only)
+    kind: str = ""  # the question kind actually asked
 
 
 def _ask(rng: np.random.Generator, templates: tuple[str, ...], **parts) -> str:
@@ -335,12 +336,13 @@ VOCAB: dict[str, list[str]] = {"vqa": VQA_ANSWERS, "vgqa": VQA_ANSWERS, "gqa": G
 def make_question(task: str, scene: Scene, rng: np.random.Generator, kind: int) -> QA:
     """A question of ``task`` about ``scene``: kind number ``kind`` of :data:`KINDS`, or the next
     feasible one."""
-    f = Facts(scene)
+    f = facts_for(scene)
     kinds = KINDS[task]
     for step in range(len(kinds)):
         name, maker = kinds[(kind + step) % len(kinds)]
         qa = maker(f, rng, name)
         if qa is not None:
+            qa.kind = name
             qa.raw = annotate(rng, qa.answer) if task == "vqa" else [qa.answer] * N_ANNOTATORS
             return qa
     raise RuntimeError(f"no {task} question fits scene {scene.index}")

@@ -8,8 +8,7 @@
   15 % plain appearance ("the small red circle").
 - ``refcoco+`` (appearance words only -- no word of :data:`SPATIAL_WORDS`): a unique description,
   sometimes with a contrast clause ("the red circle, not the blue one": same words as "the blue
-  circle, not the red one", another target). Scenes without an object unique by appearance are
-  skipped (see :func:`eligible`).
+  circle, not the red one", another target).
 - ``refcocog`` (long, relational): the full description (size, colour, shape) with one or two
   relative clauses to landmarks, or an absolute position, plus a distractor sentence about another
   object.
@@ -19,6 +18,8 @@
   split the remaining candidates as evenly as possible until one is left; the proposals are the
   objects' boxes (GuessWhat?!'s candidate list). The same questions with the answers swapped point at
   another object.
+
+All five skip scenes in which every object has a twin (:func:`.facts.has_unique_object`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..scene import Scene
-from .facts import KEYS, Facts, describe, is_extreme, pick_desc, random_desc, side_state
+from .facts import KEYS, Facts, describe, facts_for, pick_desc, random_desc
 from .language import (
     COLOUR_WORDS,
     EXTREME_WORDS,
@@ -84,7 +85,7 @@ def absolute_options(f: Facts) -> list[tuple[int, dict, str]]:
             d = describe(f.scene.objects[i], keys)
             members = list(np.flatnonzero(f.match(d)))
             for side in SIDES:
-                ok = is_extreme(f.scene, i, members, side) if len(members) > 1 else side_state(f.scene, i, side)
+                ok = f.extreme(i, members, side) if len(members) > 1 else f.side(i, side)
                 key = (i, tuple(sorted(d.items())), side)
                 if ok and key not in seen:
                     seen.add(key)
@@ -100,7 +101,7 @@ def absolute_phrase(rng, desc: dict, side: str) -> str:
 
 # -- refcoco ---------------------------------------------------------------------------------------
 def refcoco(scene: Scene, rng: np.random.Generator) -> Ref:
-    f = Facts(scene)
+    f = facts_for(scene)
     r = rng.random()
     if r < 0.55:
         opts = f.relational(KEYS, allow_empty=False)
@@ -118,20 +119,13 @@ def refcoco(scene: Scene, rng: np.random.Generator) -> Ref:
     return Ref(with_fillers(rng, "the " + _np(rng, pick_desc(rng, f.unique(i))), 0.05, 0.05), i, "plain")
 
 
-def eligible(scene: Scene) -> bool:
-    """Every referring-expression task skips scenes where no object has a unique appearance (every
-    object has a twin; about 1 % of two-object scenes): there the plain fallbacks would not exist."""
-    f = Facts(scene)
-    return any(f.unique(i) for i in range(f.k))
-
-
 # -- refcoco+ --------------------------------------------------------------------------------------
 
 def refcoco_plus(scene: Scene, rng: np.random.Generator) -> Ref:
-    f = Facts(scene)
+    f = facts_for(scene)
     cands = [i for i in range(f.k) if f.unique(i)]
     if not cands:
-        raise ValueError("refcoco+ needs an object with a unique appearance (see eligible)")
+        raise ValueError("refcoco+ needs an object with a unique appearance (see has_unique_object)")
     i = pick(rng, cands)
     desc = pick_desc(rng, f.unique(i), 0.5)
     others = [o for o in range(f.k) if o != i]
@@ -142,7 +136,7 @@ def refcoco_plus(scene: Scene, rng: np.random.Generator) -> Ref:
             text = f"the {_np(rng, desc, post=False)}, not the {_np(rng, other, post=False)}"
             return Ref(text, i, "contrast")
     text = _np(rng, desc)
-    text = pick(rng, (f"the {text}", text, f"the {text}", f"look at the {text}"))
+    text = pick(rng, (f"the {text}", f"the {text}", f"look at the {text}", f"this {text}"))
     prefixes = tuple(p for p in FILLER_PREFIX if "picture" in p or "image" in p)
     if rng.random() < 0.1:
         text = pick(rng, prefixes) + text
@@ -166,7 +160,7 @@ def _refcocog_for(f: Facts, i: int, rng: np.random.Generator) -> tuple[str, str]
             left = keep
         if left.sum() == 1 and len(chosen) >= 1 + int(rng.random() < 0.4):
             break
-    head = f"{pick(rng, ('the', 'a'))} {noun_phrase(rng, full)}"
+    head = f"{pick(rng, ('the', 'a'))} {noun_phrase(rng, full, post=False)}"
     if left.sum() == 1 and chosen:
         clauses = [f"{rel_words(rng, rel)} the {noun_phrase(rng, pick_desc(rng, f.unique(j)), post=False)}"
                    for rel, j in chosen]
@@ -183,25 +177,25 @@ def _refcocog_for(f: Facts, i: int, rng: np.random.Generator) -> tuple[str, str]
 
 
 def refcocog(scene: Scene, rng: np.random.Generator) -> Ref:
-    f = Facts(scene)
+    f = facts_for(scene)
     for i in rng.permutation(f.k).tolist():
         got = _refcocog_for(f, i, rng)
         if got is not None:
             break
     else:
-        raise ValueError("refcocog needs an object it can single out (see eligible)")
+        raise ValueError("refcocog needs an object it can single out (see has_unique_object)")
     text, kind = got
     others = [o for o in range(f.k) if o != i]
     if others and rng.random() < 0.6:
         o = f.scene.objects[pick(rng, others)]
         text += pick(rng, (", and there is also a {n} in the picture", "; a {n} can be seen too",
                            ", not to be confused with the {n}")).format(n=noun_phrase(rng, random_desc(rng, o), post=False))
-    return Ref(with_fillers(rng, text, 0.3, 0.3), i, kind)
+    return Ref(with_fillers(rng, text, 0.3, 0.0 if "picture" in text[-12:] else 0.3), i, kind)
 
 
 # -- pointing --------------------------------------------------------------------------------------
 def pointing(scene: Scene, rng: np.random.Generator) -> Ref:
-    f = Facts(scene)
+    f = facts_for(scene)
     r = rng.random()
     ref = None
     if r < 0.35:
@@ -245,13 +239,13 @@ def _guess_questions(f: Facts, remaining: np.ndarray) -> list[tuple[str, dict, n
         for value in sorted({getattr(objs[k], key) for k in np.flatnonzero(remaining)}):
             out.append(("attr", {key: value}, f.match({key: value})))
     for side in SIDES:
-        states = [side_state(f.scene, k, side) for k in range(f.k)]
+        states = [f.side(k, side) for k in range(f.k)]
         if all(states[k] is not None for k in np.flatnonzero(remaining)):
             out.append(("side", {"side": side}, np.asarray([bool(s) for s in states])))
     members = list(np.flatnonzero(remaining))
     for side in SIDES:
         for k in members:
-            if is_extreme(f.scene, k, members, side):
+            if f.extreme(k, members, side):
                 out.append(("extreme", {"side": side}, np.arange(f.k) == k))
     for j in range(f.k):
         if remaining[j] or not f.unique(j):
@@ -279,7 +273,7 @@ def _guess_text(rng, f: Facts, kind: str, p: dict) -> str:
 
 
 def guesswhat(scene: Scene, rng: np.random.Generator) -> Ref:
-    f = Facts(scene)
+    f = facts_for(scene)
     i = int(rng.integers(f.k))
     remaining = np.ones(f.k, dtype=bool)
     turns = []
@@ -309,4 +303,4 @@ GENERATORS = {
     "pointing": pointing,
     "guesswhat": guesswhat,
 }
-ELIGIBLE = {name: eligible for name in GENERATORS}
+

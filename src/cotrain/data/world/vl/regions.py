@@ -12,7 +12,8 @@ the remaining slots are padding (mask False, zeros).
 
 - ``[0:108]`` the crop area-averaged onto a 6 x 6 grid, RGB, channel-major (``c * 36 + y * 6 + x``),
   scaled to [0, 1];
-- ``[108:111]`` the per-channel standard deviation of the crop's pixels, scaled to [0, 1].
+- ``[108:111]`` per channel, the standard deviation of those 36 cell means (how much the crop
+  varies: an object's edge against the background, or a flat patch).
 
 Crops use exact area averages of the pixels under fractional boxes, computed from summed-area
 tables (bilinear interpolation of the table is exact for a piecewise-constant image), vectorised over
@@ -47,78 +48,112 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _clip_boxes(boxes: np.ndarray, size: int, min_side: float = 2.0) -> np.ndarray:
+    """Boxes ``[..., 4]`` clipped to the canvas, each side at least ``min_side``."""
     b = np.clip(boxes, 0.0, float(size))
-    for lo, hi in ((0, 2), (1, 3)):  # keep at least min_side, inside the canvas
-        short = b[:, hi] - b[:, lo] < min_side
-        b[short, hi] = np.minimum(b[short, lo] + min_side, size)
-        b[short, lo] = b[short, hi] - min_side
+    for lo, hi in ((0, 2), (1, 3)):
+        short = b[..., hi] - b[..., lo] < min_side
+        b[..., hi] = np.where(short, np.minimum(b[..., lo] + min_side, size), b[..., hi])
+        b[..., lo] = np.where(short, b[..., hi] - min_side, b[..., lo])
     return b
 
 
-def distractor_boxes(rng: np.random.Generator, objects: np.ndarray, size: int, count: int) -> np.ndarray:
-    """``count`` background boxes (side 15-40 % of the canvas), each chosen among 16 random candidates
-    as the first with IoU < 0.1 against every object (else the least overlapping one)."""
-    out = np.zeros((count, 4))
-    for k in range(count):
-        side = rng.uniform(0.15, 0.40, size=(16, 1)) * size * np.exp(rng.uniform(-0.2, 0.2, size=(16, 2)))
-        xy = rng.uniform(0.0, 1.0, size=(16, 2)) * (size - side)
-        cand = np.concatenate([xy, xy + side], axis=1)
-        worst = iou(cand[:, None], objects[None]).max(axis=1) if len(objects) else np.zeros(16)
-        ok = np.flatnonzero(worst < 0.1)
-        out[k] = cand[ok[0] if len(ok) else int(np.argmin(worst))]
-    return out
+def region_counts(k: int, max_regions: int) -> tuple[int, int]:
+    """(jittered, distractor) proposal counts for a scene of ``k`` objects."""
+    if max_regions < max(k, MIN_REGIONS):
+        raise ValueError(f"max_regions must be at least {MIN_REGIONS}, got {max_regions}")
+    n_dis = min(max_regions - k, max(1, max_regions // 6))
+    n_jit = min(max_regions - k - n_dis, 2 * k) if k else 0
+    return n_jit, n_dis
+
+
+def batch_proposals(scenes: list[Scene], key: int, max_regions: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`scene_proposals` of many scenes of one canvas size, vectorised (padded) across scenes;
+    each scene's result depends on that scene only."""
+    m = len(scenes)
+    if m == 0:
+        return []
+    size = scenes[0].image_size
+    k = np.asarray([len(s.objects) for s in scenes])
+    counts = [region_counts(int(n), max_regions) for n in k]
+    n_jit, n_dis = np.asarray([c[0] for c in counts]), np.asarray([c[1] for c in counts])
+    total = k + n_jit + n_dis
+    km, jm, dm, tm = max(int(k.max()), 1), max(int(n_jit.max()), 1), max(int(n_dis.max()), 1), int(total.max())
+    obj = np.zeros((m, km, 4))
+    u_src = np.full((m, km), np.inf)
+    u_jit = np.full((m, jm, 4), 0.5)
+    u_dis = np.full((m, dm, 16, 5), 0.5)
+    u_ord = np.full((m, tm), np.inf)
+    for r, s in enumerate(scenes):  # every random number of a scene at once, from its own generator
+        kk, jj, dd, tt = int(k[r]), int(n_jit[r]), int(n_dis[r]), int(total[r])
+        rng = np.random.default_rng((REGION_SALT, int(key) & MASK63, int(s.index or 0) & MASK63, max_regions))
+        u = rng.random(kk + 4 * jj + 80 * dd + tt)
+        obj[r, :kk] = s.boxes()
+        u_src[r, :kk] = u[:kk]
+        u_jit[r, :jj] = u[kk: kk + 4 * jj].reshape(jj, 4)
+        u_dis[r, :dd] = u[kk + 4 * jj: kk + 4 * jj + 80 * dd].reshape(dd, 16, 5)
+        u_ord[r, :tt] = u[kk + 4 * jj + 80 * dd:]
+    rows = np.arange(m)[:, None]
+    # jittered copies: objects taken in a seeded order, round robin
+    perm = np.argsort(u_src, axis=1, kind="stable")
+    src = perm[rows, np.arange(jm)[None, :] % np.maximum(k, 1)[:, None]]
+    base = obj[rows, src]
+    wh = base[..., 2:] - base[..., :2]
+    centre = (base[..., :2] + base[..., 2:]) / 2 + (2 * u_jit[..., :2] - 1) * JITTER_SHIFT * wh
+    lo, hi = np.log(JITTER_SCALE)
+    half = wh * np.exp(lo + (hi - lo) * u_jit[..., 2:]) / 2
+    jitter = _clip_boxes(np.concatenate([centre - half, centre + half], axis=-1), size)
+    # distractors: the first of 16 candidates with IoU < 0.1 against every object (else the least bad)
+    side = (0.15 + 0.25 * u_dis[..., :1]) * size * np.exp(0.4 * u_dis[..., 1:3] - 0.2)
+    xy = u_dis[..., 3:5] * (size - side)
+    cand = np.concatenate([xy, xy + side], axis=-1)  # [M, D, 16, 4]
+    overlap = iou(cand[:, :, :, None], obj[:, None, None])  # [M, D, 16, K]
+    overlap = np.where((np.arange(km)[None, :] < k[:, None])[:, None, None], overlap, 0.0)
+    worst = overlap.max(axis=-1)
+    ok = worst < 0.1
+    choice = np.where(ok.any(axis=-1), ok.argmax(axis=-1), worst.argmin(axis=-1))
+    distract = np.take_along_axis(cand, choice[..., None, None], axis=2)[:, :, 0]
+    # slots: objects, jittered, distractors; keep the real ones, then shuffle them
+    boxes = np.concatenate([obj, jitter, distract], axis=1)
+    source = np.concatenate([np.broadcast_to(np.arange(km), (m, km)), src, np.full((m, dm), -1)], axis=1)
+    valid = np.concatenate([np.arange(km)[None] < k[:, None], np.arange(jm)[None] < n_jit[:, None],
+                            np.arange(dm)[None] < n_dis[:, None]], axis=1)
+    slots = np.argsort(~valid, axis=1, kind="stable")
+    order = np.argsort(u_ord, axis=1, kind="stable")
+    final = np.take_along_axis(slots, order, axis=1)
+    out_boxes = np.take_along_axis(boxes, final[..., None], axis=1)
+    out_src = np.take_along_axis(source, final, axis=1).astype(np.int64)
+    return [(out_boxes[r, : total[r]], out_src[r, : total[r]]) for r in range(m)]
 
 
 def scene_proposals(scene: Scene, key: int, max_regions: int) -> tuple[np.ndarray, np.ndarray]:
     """Proposals of ``scene``: pixel boxes float64 ``[n, 4]`` and the object each one was made from
     (``[n]`` int64: the object's index for exact and jittered boxes, -1 for distractors), in the
     fixed shuffled order. ``key`` (with the scene's index) seeds the jitter."""
-    size = scene.image_size
-    objects = scene.boxes().astype(np.float64)
-    k = len(objects)
-    if max_regions < max(k, MIN_REGIONS):
-        raise ValueError(f"max_regions must be at least {MIN_REGIONS}, got {max_regions}")
-    rng = np.random.default_rng((REGION_SALT, int(key) & MASK63, int(scene.index or 0) & MASK63, max_regions))
-    n_dis = min(max_regions - k, max(1, max_regions // 6))
-    n_jit = min(max_regions - k - n_dis, 2 * k) if k else 0
-    src = rng.permutation(k)[np.arange(n_jit) % k] if n_jit else np.zeros(0, dtype=np.int64)
-    base = objects[src]
-    wh = base[:, 2:] - base[:, :2]
-    centre = (base[:, :2] + base[:, 2:]) / 2 + rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, size=(n_jit, 2)) * wh
-    half = wh * np.exp(rng.uniform(*np.log(JITTER_SCALE), size=(n_jit, 2))) / 2
-    jitter = _clip_boxes(np.concatenate([centre - half, centre + half], axis=1), size)
-    distract = distractor_boxes(rng, objects, size, n_dis)
-    boxes = np.concatenate([objects, jitter, distract])
-    source = np.concatenate([np.arange(k), src, np.full(n_dis, -1)]).astype(np.int64)
-    order = rng.permutation(len(boxes))
-    return boxes[order], source[order]
+    return batch_proposals([scene], key, max_regions)[0]
 
 
-def summed_area(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Summed-area tables ``[M, 3, S+1, S+1]`` (float64) of the images and of their squares."""
-    x = images.astype(np.float64)
-    m, c, h, w = x.shape
-    sat = np.zeros((m, c, h + 1, w + 1))
-    sat2 = np.zeros((m, c, h + 1, w + 1))
-    sat[:, :, 1:, 1:] = x.cumsum(axis=2).cumsum(axis=3)
-    sat2[:, :, 1:, 1:] = (x * x).cumsum(axis=2).cumsum(axis=3)
-    return sat, sat2
+def summed_area(images: np.ndarray) -> np.ndarray:
+    """Summed-area tables ``[M, 3, S+1, S+1]`` of the images (int32: exact integer sums)."""
+    m, c, h, w = images.shape
+    sat = np.zeros((m, c, h + 1, w + 1), dtype=np.int32)
+    sat[:, :, 1:, 1:] = images.astype(np.int32).cumsum(axis=2, dtype=np.int32).cumsum(axis=3, dtype=np.int32)
+    return sat
 
 
 def _sample(sat: np.ndarray, which: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """The table at fractional points: ``[T, a, b, C]`` for ``ys [T, a]`` and ``xs [T, b]``."""
-    n = sat.shape[-1] - 1
+    m, c, n1, _ = sat.shape
+    n = n1 - 1
     iy = np.clip(np.floor(ys).astype(np.int64), 0, n - 1)
     ix = np.clip(np.floor(xs).astype(np.int64), 0, n - 1)
     fy, fx = (ys - iy)[:, :, None, None], (xs - ix)[:, None, :, None]
-    t = which[:, None, None]
-    y0, y1, x0, x1 = iy[:, :, None], iy[:, :, None] + 1, ix[:, None, :], ix[:, None, :] + 1
-    return (
-        sat[t, :, y0, x0] * (1 - fy) * (1 - fx)
-        + sat[t, :, y0, x1] * (1 - fy) * fx
-        + sat[t, :, y1, x0] * fy * (1 - fx)
-        + sat[t, :, y1, x1] * fy * fx
-    )
+    flat = sat.reshape(-1)
+    # linear index of (image, channel, y, x) in the flat table
+    base = (which[:, None, None, None] * c + np.arange(c)[None, None, None, :]) * (n1 * n1)
+    idx = base + iy[:, :, None, None] * n1 + ix[:, None, :, None]
+    v00, v01 = flat[idx], flat[idx + 1]
+    v10, v11 = flat[idx + n1], flat[idx + n1 + 1]
+    return (v00 * (1 - fy) + v10 * fy) * (1 - fx) + (v01 * (1 - fy) + v11 * fy) * fx
 
 
 def crop_features(images: np.ndarray, which: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -128,22 +163,16 @@ def crop_features(images: np.ndarray, which: np.ndarray, boxes: np.ndarray) -> n
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(boxes) == 0:
         return np.zeros((0, REGION_DIM), dtype=np.float32)
-    sat, sat2 = summed_area(images)
+    sat = summed_area(images)
     t = np.linspace(0.0, 1.0, GRID + 1)
     xs = boxes[:, :1] + (boxes[:, 2:3] - boxes[:, :1]) * t[None]
     ys = boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * t[None]
     v = _sample(sat, which, ys, xs)  # [T, 7, 7, 3]
     cells = v[:, 1:, 1:] - v[:, :-1, 1:] - v[:, 1:, :-1] + v[:, :-1, :-1]
-    cell_area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / GRID**2)[:, None, None, None]
-    means = (cells / cell_area / 255.0).transpose(0, 3, 1, 2).reshape(len(boxes), -1)
-    corners_y, corners_x = ys[:, [0, GRID]], xs[:, [0, GRID]]
-    s1 = _sample(sat, which, corners_y, corners_x)
-    s2 = _sample(sat2, which, corners_y, corners_x)
-    area = cell_area[:, 0, 0, 0] * GRID**2
-    tot1 = (s1[:, 1, 1] - s1[:, 0, 1] - s1[:, 1, 0] + s1[:, 0, 0]) / area[:, None]
-    tot2 = (s2[:, 1, 1] - s2[:, 0, 1] - s2[:, 1, 0] + s2[:, 0, 0]) / area[:, None]
-    std = np.sqrt(np.clip(tot2 - tot1 * tot1, 0.0, None)) / 255.0
-    return np.clip(np.concatenate([means, std], axis=1), 0.0, 1.0).astype(np.float32)
+    cell_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / GRID**2
+    means = (cells / (cell_area[:, None, None, None] * 255.0)).transpose(0, 3, 1, 2).reshape(len(boxes), 3, -1)
+    std = means.std(axis=2)
+    return np.clip(np.concatenate([means.reshape(len(boxes), -1), std], axis=1), 0.0, 1.0).astype(np.float32)
 
 
 def pack_regions(

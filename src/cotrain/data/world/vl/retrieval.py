@@ -21,12 +21,10 @@ on which the caption could be true (every fact holds or is ambiguous). Fixed onc
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from ..scene import Scene
-from .facts import Facts, describe, random_desc, side_state
+from .facts import Facts, describe, facts_for, random_desc
 from .language import (
     NUMBER_WORDS,
     REL_WORDS,
@@ -51,7 +49,7 @@ def background_tone(scene: Scene) -> str | None:
 
 def holds(scene: Scene, fact: tuple, f: Facts | None = None) -> bool | None:
     """Whether ``fact`` is true on ``scene`` (None: it hinges on an ambiguous relation or side)."""
-    f = f or Facts(scene)
+    f = f or facts_for(scene)
     kind = fact[0]
     if kind == "exists":
         return bool(f.match(fact[1]).any())
@@ -63,7 +61,7 @@ def holds(scene: Scene, fact: tuple, f: Facts | None = None) -> bool | None:
         tone = background_tone(scene)
         return None if tone is None else tone == fact[1]
     if kind == "side":
-        states = [side_state(scene, k, fact[2]) for k in np.flatnonzero(f.match(fact[1]))]
+        states = [f.side(k, fact[2]) for k in np.flatnonzero(f.match(fact[1]))]
         return True if any(s is True for s in states) else (None if any(s is None for s in states) else False)
     if kind == "rel":
         a, rel, b = np.flatnonzero(f.match(fact[1])), fact[2], np.flatnonzero(f.match(fact[3]))
@@ -77,7 +75,7 @@ def holds(scene: Scene, fact: tuple, f: Facts | None = None) -> bool | None:
 
 def caption_possible(scene: Scene, facts: list[tuple]) -> bool:
     """The caption could describe ``scene``: no fact is clearly false."""
-    f = Facts(scene)
+    f = facts_for(scene)
     return all(holds(scene, fact, f) is not False for fact in facts)
 
 
@@ -91,7 +89,7 @@ def _two_objects(f: Facts, rng) -> tuple[int, int]:
 
 
 def coco_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tuple]]:
-    f = Facts(scene)
+    f = facts_for(scene)
     objs = scene.objects
     i, j = _two_objects(f, rng)
     da, db = random_desc(rng, objs[i], 0.9), random_desc(rng, objs[j], 0.9)
@@ -114,7 +112,7 @@ def coco_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tupl
     else:
         text = f"{a} {pick(rng, ('and', 'next to', 'together with'))} {b}"
         facts = [("exists", da), ("exists", db)]
-    prefix = pick(rng, ("", "", "a picture of ", "an image with ", "there is "))
+    prefix = pick(rng, ("", "", "a picture of ", "an image with ") + (("there is ",) if text.startswith("a") else ()))
     suffix = pick(rng, ("", "", " on a plain background", " in the picture"))
     return (prefix + text + suffix).strip(), facts
 
@@ -124,7 +122,7 @@ FLICKR_VERBS_PL = ("rest", "sit", "float", "hang", "stand")
 
 
 def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tuple]]:
-    f = Facts(scene)
+    f = facts_for(scene)
     objs = scene.objects
     tone = background_tone(scene)
     facts: list[tuple] = []
@@ -139,7 +137,7 @@ def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tu
     a = _a(np_a)
     verb = pick(rng, FLICKR_VERBS)
     if f.k == 1:
-        sides = [s for s in ("left", "right", "top", "bottom") if side_state(scene, i, s)]
+        sides = f.sides(i)
         where = ""
         if sides and rng.random() < 0.7:
             side = pick(rng, sides)
@@ -166,26 +164,28 @@ def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tu
 CAPTIONS = {"coco-ir": coco_caption, "flickr-ir": flickr_caption}
 
 
-def pair_counts(scene: Scene) -> tuple[Counter, Counter, Counter]:
-    objs = scene.objects
-    return Counter((o.shape, o.colour) for o in objs), Counter(o.shape for o in objs), Counter(o.colour for o in objs)
-
-
 def shared_score(a: Scene, b: Scene) -> tuple[int, int]:
     """(shared (shape, colour) pairs, shared shapes + shared colours) as multiset intersections."""
-    pa, sa, ca = pair_counts(a)
-    pb, sb, cb = pair_counts(b)
-    return sum((pa & pb).values()), sum((sa & sb).values()) + sum((ca & cb).values())
+    ha, hb = facts_for(a).histograms, facts_for(b).histograms
+    pairs = int(np.minimum(ha[0], hb[0]).sum())
+    return pairs, int(np.minimum(ha[1], hb[1]).sum() + np.minimum(ha[2], hb[2]).sum())
 
 
 def hard_negatives(true: Scene, facts: list[tuple], candidates: list[tuple[int, Scene]]) -> list[int]:
     """The image ids of the :data:`N_NEGATIVES` candidates ``(image_id, scene)`` (in row order) that
     share the most attributes with ``true`` and on which the caption is clearly false."""
-    scored = []
-    for order, (image_id, scene) in enumerate(candidates):
-        if scene.index == true.index or caption_possible(scene, facts):
-            continue
-        pairs, singles = shared_score(true, scene)
-        scored.append((-pairs, -singles, order, image_id))
-    scored.sort()
-    return [s[3] for s in scored[:N_NEGATIVES]]
+    cands = [(i, s) for i, s in candidates if s.index != true.index]
+    if not cands:
+        return []
+    ht = facts_for(true).histograms
+    hs = [facts_for(s).histograms for _, s in cands]
+    pairs = np.minimum(ht[0][None], np.stack([h[0] for h in hs])).sum(axis=1)
+    singles = (np.minimum(ht[1][None], np.stack([h[1] for h in hs])).sum(axis=1)
+               + np.minimum(ht[2][None], np.stack([h[2] for h in hs])).sum(axis=1))
+    out = []
+    for k in np.lexsort((np.arange(len(cands)), -singles, -pairs)).tolist():
+        if not caption_possible(cands[k][1], facts):
+            out.append(cands[k][0])
+            if len(out) == N_NEGATIVES:
+                break
+    return out

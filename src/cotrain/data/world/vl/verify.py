@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import COLOUR_NAMES, Scene
-from .facts import KEYS, Facts, absent_desc, pick_desc, random_desc
+from .facts import KEYS, Facts, facts_for, absent_desc, pick_desc, random_desc
 from .language import COLOUR_WORDS, RELATIONS, noun_phrase, number_word, pick, rel_words, sentence
 from .retrieval import holds
 
@@ -72,7 +72,7 @@ def _near(rng, c: int, want: bool) -> int:
 
 def nlvr_statement(left: Scene, right: Scene, rng: np.random.Generator, want: bool) -> tuple[str, str]:
     """A statement about the pair whose truth is ``want``; returns (text, template kind)."""
-    fs = (Facts(left), Facts(right))
+    fs = (facts_for(left), facts_for(right))
     names = ("left", "right")
     for _ in range(100):
         kind = pick(rng, ("count", "total", "both", "more", "relation", "exactly-one", "none"))
@@ -183,7 +183,7 @@ def nonvisual_clause(f: Facts, rng: np.random.Generator, present: bool) -> str:
 
 def snli_hypothesis(scene: Scene, rng: np.random.Generator, label: int) -> tuple[str, str]:
     """A hypothesis with ``label`` (0 entailment, 1 neutral, 2 contradiction); returns (text, kind)."""
-    f = Facts(scene)
+    f = facts_for(scene)
     if label == 0:
         clauses, kind = [visible_clause(f, rng, True)], "visible"
         if rng.random() < 0.4:

@@ -1,0 +1,407 @@
+"""``build_vl_world_task``: generate (or load from the cache) one of the twelve V&L tasks of the world.
+
+Arrays follow ``docs/vl-contract.md``. Every split has ``text_raw`` (str ``[N]``), ``image_id``
+(int64, the pool scene), ``image`` (uint8 pixels), ``regions`` / ``boxes`` / ``region_mask`` (the
+proposals, see :mod:`.regions`) and ``label``; K-view tasks (``nlvr`` K = 2, retrieval train K = 4)
+carry a view axis after N. Per head type:
+
+- ``vqa`` (``vqa``, ``vgqa``, ``gqa``): ``answers`` int64 ``[N, 10]``, ``label`` float32 ``[N, A]`` soft
+  scores, ``about_object`` int64 ``[N]`` (the object the question is about, -1 if none);
+- ``retrieval``: ``label`` int64 ``[N]`` zeros (view 0 is the caption's image);
+- ``refexp``: ``label`` float32 ``[N, R]`` (IoU >= 0.5 with the target, else 0), ``target_box`` float32
+  ``[N, 4]`` (normalised), ``target_object`` int64 ``[N]`` (index in the scene's objects);
+- ``nlvr``: ``label`` int64 ``[N]`` (0 false, 1 true); ``snli-ve``: ``label`` int64 ``[N]``.
+
+``meta["extra"][split]`` holds what is not an input: ``kind`` (question kind / template form of each
+row) and, for the QA tasks, ``answers_raw`` (the annotators' answers as typed).
+
+Determinism: row ``i`` of split ``s`` uses the scene(s) of the task's stream (:mod:`.scenes`) and
+draws everything else from ``example_rng(task_seed(seed, name), SPLIT_OFFSETS[s] + i)``; classes are
+balanced by ``balanced_labels``. :func:`scene_for_vl_example` re-creates the scene behind a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ...arrays import Split, TaskData
+from .. import build as world_build
+from ..common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, balanced_labels, example_rng, split_indices, task_seed
+from ..render import render_scene
+from ..scene import Scene
+from . import qa, refexp, retrieval, verify
+from .facts import has_unique_object
+from .language import sentence
+from .regions import MIN_REGIONS, REGION_DIM, batch_proposals, iou, pack_regions, scene_proposals
+from .scenes import SceneStream, pool_scene, pool_seed
+
+# Bump when generated content changes, so stale caches are not reused.
+VL_GENERATOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VLTask:
+    group: str  # 12-in-1's task group
+    head_type: str  # vqa | retrieval | refexp | nlvr | snli-ve
+    pool: str  # scene pool (see .scenes)
+
+
+VL_TASKS: dict[str, VLTask] = {
+    "vqa": VLTask("G1", "vqa", "coco"),
+    "vgqa": VLTask("G1", "vqa", "coco"),
+    "gqa": VLTask("G1", "vqa", "coco"),
+    "coco-ir": VLTask("G2", "retrieval", "coco"),
+    "flickr-ir": VLTask("G2", "retrieval", "flickr"),
+    "refcoco": VLTask("G3", "refexp", "coco"),
+    "refcoco+": VLTask("G3", "refexp", "coco"),
+    "refcocog": VLTask("G3", "refexp", "coco"),
+    "pointing": VLTask("G3", "refexp", "coco"),
+    "guesswhat": VLTask("G3", "refexp", "coco"),
+    "nlvr": VLTask("G4", "nlvr", "coco"),
+    "snli-ve": VLTask("G4", "snli-ve", "flickr"),
+}
+# tasks that must name an object skip scenes in which every object has a twin
+ELIGIBLE = {name: has_unique_object for name in ("vgqa", "gqa", *refexp.GENERATORS)}
+
+
+def vl_class_names(name: str) -> list[str]:
+    head = VL_TASKS[name].head_type
+    if head == "vqa":
+        return list(qa.VOCAB[name])
+    return {"retrieval": ["match"], "refexp": ["region"], "nlvr": list(verify.NLVR_CLASSES),
+            "snli-ve": list(verify.SNLI_VE_CLASSES)}[head]
+
+
+def task_stream(name: str, seed: int, image_size: int) -> SceneStream:
+    return SceneStream(name, seed, VL_TASKS[name].pool, image_size, ELIGIBLE.get(name))
+
+
+def vl_scene(seed: int, image_id: int, image_size: int = 48) -> Scene:
+    """The pool scene ``image_id`` of the world ``seed`` (any task's ``image_id`` value)."""
+    return pool_scene(int(seed), int(image_id), int(image_size))
+
+
+VISUAL_CACHE = 4096  # scenes whose pixels and proposals are kept between builds (about 50 MB at 48 px)
+
+
+@lru_cache(maxsize=VISUAL_CACHE)
+def _pixels(seed: int, image_id: int, size: int) -> np.ndarray:
+    image = render_scene(pool_scene(seed, image_id, size))
+    image.flags.writeable = False
+    return image
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_(self, key):
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+# (seed, image_id, image_size, max_regions) -> (regions [R, F], boxes [R, 4], region_mask [R])
+_REGIONS = _LRU(VISUAL_CACHE)
+
+
+class Visuals:
+    """Pixels and proposals of pool scenes (kept in process-wide LRU caches, so tasks sharing a scene
+    render it once)."""
+
+    def __init__(self, seed: int, image_size: int, max_regions: int) -> None:
+        self.seed, self.size, self.max_regions = seed, image_size, max_regions
+        self.key = pool_seed(seed)
+
+    def scene(self, image_id: int) -> Scene:
+        return pool_scene(self.seed, int(image_id), self.size)
+
+    def image(self, image_id: int) -> np.ndarray:
+        return _pixels(self.seed, int(image_id), self.size)
+
+    def proposals(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        return scene_proposals(self.scene(image_id), self.key, self.max_regions)
+
+    def _standard(self, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Proposal arrays for ``uniq`` ids, computed in one batch for the ids not cached yet."""
+        keys = [(self.seed, int(i), self.size, self.max_regions) for i in uniq]
+        got = [_REGIONS.get_(k) for k in keys]
+        missing = [n for n, g in enumerate(got) if g is None]
+        if missing:
+            images = np.stack([self.image(keys[n][1]) for n in missing])
+            found = batch_proposals([self.scene(keys[n][1]) for n in missing], self.key, self.max_regions)
+            boxes = [b for b, _ in found]
+            for n, *value in zip(missing, *pack_regions(images, boxes, self.max_regions)):
+                got[n] = tuple(v.copy() for v in value)
+                _REGIONS.put(keys[n], got[n])
+        return tuple(np.stack([g[k] for g in got]) for k in range(3))  # type: ignore[return-value]
+
+    def arrays(self, ids: np.ndarray, box_lists: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """``image``, ``regions``, ``boxes``, ``region_mask`` and ``image_id`` for ``ids`` (``[N]`` or
+        ``[N, K]``): the scenes' proposals, or the given pixel boxes per row (``[N]`` ids only)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        flat = ids.reshape(-1)
+        s, r = self.size, self.max_regions
+        if len(flat) == 0:
+            images = np.zeros((0, 3, s, s), np.uint8)
+            regions, norm, mask = pack_regions(images, [], r)
+            inv = np.zeros(0, dtype=np.int64)
+        elif box_lists is None:
+            uniq, inv = np.unique(flat, return_inverse=True)
+            images = np.stack([self.image(i) for i in uniq])
+            regions, norm, mask = self._standard(uniq)
+        else:
+            images = np.stack([self.image(i) for i in flat])
+            regions, norm, mask = pack_regions(images, box_lists, r)
+            inv = np.arange(len(flat))
+        lead = ids.shape
+        return {
+            "image": images[inv].reshape(*lead, 3, s, s),
+            "regions": regions[inv].reshape(*lead, r, REGION_DIM),
+            "boxes": norm[inv].reshape(*lead, r, 4),
+            "region_mask": mask[inv].reshape(*lead, r),
+            "image_id": ids,
+        }
+
+
+@dataclass
+class _Ctx:
+    name: str
+    seed: int
+    ts: int
+    stream: SceneStream
+    vis: Visuals
+    progress: bool
+
+    def rows(self, split: str, n: int):
+        idx = split_indices(split, n)
+        return tqdm(list(enumerate(idx.tolist())), desc=f"{self.name}/{split}", disable=not self.progress)
+
+
+def _texts(values: list[str]) -> np.ndarray:
+    return np.asarray(values, dtype=np.str_).reshape(len(values))
+
+
+def _gen_qa(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
+    ids = ctx.stream.ids(split, n)
+    kinds = balanced_labels(ctx.ts, split_indices(split, n), len(qa.KINDS[ctx.name]))
+    out = []
+    for row, index in ctx.rows(split, n):
+        out.append(qa.make_question(ctx.name, ctx.vis.scene(ids[row]), example_rng(ctx.ts, index), int(kinds[row])))
+    answers, label = qa.answer_arrays([q.raw for q in out], qa.VOCAB[ctx.name])
+    return {
+        **ctx.vis.arrays(ids),
+        "text_raw": _texts([q.question for q in out]),
+        "answers": answers,
+        "label": label,
+        "about_object": np.asarray([q.about for q in out], dtype=np.int64),
+        "_answers_raw": np.asarray([q.raw for q in out], dtype=np.str_).reshape(n, qa.N_ANNOTATORS),
+        "_kind": _texts([q.kind for q in out]),
+    }
+
+
+def _negatives(ctx: _Ctx, row: int, scene: Scene, facts: list[tuple]) -> list[int]:
+    block = row // retrieval.BLOCK
+    found: list[int] = []
+    while len(found) < retrieval.N_NEGATIVES:
+        lo, hi = block * retrieval.BLOCK, (block + 1) * retrieval.BLOCK
+        cand = [(int(i), ctx.vis.scene(i)) for i in ctx.stream.ids("train", hi)[lo:hi]]
+        found += [i for i in retrieval.hard_negatives(scene, facts, cand) if i not in found]
+        block += 1
+    return found[: retrieval.N_NEGATIVES]
+
+
+def _gen_retrieval(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
+    ids = ctx.stream.ids(split, n)
+    texts, views = [], []
+    for row, index in ctx.rows(split, n):
+        scene = ctx.vis.scene(ids[row])
+        text, facts = retrieval.CAPTIONS[ctx.name](scene, example_rng(ctx.ts, index))
+        texts.append(text)
+        if split == "train":
+            views.append([int(ids[row])] + _negatives(ctx, row, scene, facts))
+    view_ids = np.asarray(views, dtype=np.int64).reshape(n, 1 + retrieval.N_NEGATIVES) if split == "train" else ids
+    return {**ctx.vis.arrays(view_ids), "text_raw": _texts(texts), "label": np.zeros(n, dtype=np.int64)}
+
+
+def _gen_refexp(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
+    ids = ctx.stream.ids(split, n)
+    refs, box_lists, targets = [], [], np.zeros((n, 4))
+    for row, index in ctx.rows(split, n):
+        scene = ctx.vis.scene(ids[row])
+        rng = example_rng(ctx.ts, index)
+        ref = refexp.GENERATORS[ctx.name](scene, rng)
+        refs.append(ref)
+        targets[row] = scene.objects[ref.target].box
+        if ref.candidates is not None:
+            obj = scene.boxes().astype(np.float64)
+            boxes = obj[ref.candidates]
+            if ctx.name == "pointing" and len(boxes) < refexp.N_CANDIDATES:
+                props, source = ctx.vis.proposals(ids[row])
+                boxes = np.concatenate([boxes, props[source == -1][: refexp.N_CANDIDATES - len(boxes)]])
+                boxes = boxes[rng.permutation(len(boxes))]
+            box_lists.append(boxes)
+    arrays = ctx.vis.arrays(ids, box_lists if box_lists else None)
+    size = ctx.vis.size
+    target_box = (targets / size).astype(np.float32)
+    overlap = iou(arrays["boxes"].astype(np.float64), target_box[:, None, :].astype(np.float64))
+    label = np.where(arrays["region_mask"] & (overlap >= 0.5), overlap, 0.0).astype(np.float32)
+    return {
+        **arrays,
+        "text_raw": _texts([r.text for r in refs]),
+        "label": label,
+        "target_box": target_box,
+        "target_object": np.asarray([r.target for r in refs], dtype=np.int64),
+        "_kind": _texts([r.kind for r in refs]),
+    }
+
+
+def _gen_nlvr(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
+    ids = ctx.stream.ids(split, 2 * n).reshape(n, 2)
+    labels = balanced_labels(ctx.ts, split_indices(split, n), 2)
+    texts, kinds = [], []
+    for row, index in ctx.rows(split, n):
+        left, right = ctx.vis.scene(ids[row, 0]), ctx.vis.scene(ids[row, 1])
+        text, kind = verify.nlvr_statement(left, right, example_rng(ctx.ts, index), bool(labels[row]))
+        texts.append(sentence(text))
+        kinds.append(kind)
+    return {**ctx.vis.arrays(ids), "text_raw": _texts(texts), "label": labels, "_kind": _texts(kinds)}
+
+
+def _gen_snli(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
+    ids = ctx.stream.ids(split, n)
+    labels = balanced_labels(ctx.ts, split_indices(split, n), 3)
+    texts, kinds = [], []
+    for row, index in ctx.rows(split, n):
+        text, kind = verify.snli_hypothesis(ctx.vis.scene(ids[row]), example_rng(ctx.ts, index), int(labels[row]))
+        texts.append(text)
+        kinds.append(kind)
+    return {**ctx.vis.arrays(ids), "text_raw": _texts(texts), "label": labels, "_kind": _texts(kinds)}
+
+
+_GENERATORS = {"vqa": _gen_qa, "retrieval": _gen_retrieval, "refexp": _gen_refexp, "nlvr": _gen_nlvr,
+               "snli-ve": _gen_snli}
+REQUIRED = {
+    "vqa": ("answers", "about_object"),
+    "retrieval": (),
+    "refexp": ("target_box", "target_object"),
+    "nlvr": (),
+    "snli-ve": (),
+}
+COMMON_KEYS = ("text_raw", "image_id", "image", "regions", "boxes", "region_mask", "label")
+
+
+def vl_cache_key(name: str, params: dict) -> str:
+    blob = json.dumps(
+        {"name": name, "world_version": world_build.GENERATOR_VERSION, "vl_version": VL_GENERATOR_VERSION, **params},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_vl_world_task(
+    name: str,
+    *,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    seed: int,
+    cache_dir: str | Path | None,
+    image_size: int = 48,
+    max_regions: int = 12,
+    progress: bool = False,
+) -> TaskData:
+    """Generate V&L task ``name`` (see :data:`VL_TASKS`) of the procedural world, modality ``"vl"``.
+
+    Deterministic in its arguments; with ``cache_dir`` the arrays are saved once (atomically) to
+    ``cache_dir/vl-<name>-<hash of the arguments and generator versions>.npz`` and loaded afterwards.
+    """
+    if name not in VL_TASKS:
+        raise ValueError(f"unknown V&L world task {name!r}; valid names: {', '.join(VL_TASKS)}")
+    check = world_build._check_int
+    sizes = {s: check(f"n_{s}", v, 0, MAX_SPLIT_SIZE) for s, v in
+             (("train", n_train), ("val", n_val), ("test", n_test))}
+    seed = check("seed", seed, -(2**62), 2**62)
+    image_size = check("image_size", image_size, 32, 512)
+    max_regions = check("max_regions", max_regions, MIN_REGIONS, 256)
+    spec = VL_TASKS[name]
+    params = {**{f"n_{k}": v for k, v in sizes.items()}, "seed": seed, "image_size": image_size,
+              "max_regions": max_regions}
+    path = Path(cache_dir) / f"vl-{name}-{vl_cache_key(name, params)}.npz" if cache_dir is not None else None
+    flat = world_build._load_npz(path) if path is not None else None
+    keys = COMMON_KEYS + REQUIRED[spec.head_type]
+    if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in keys):
+        flat = None  # not one of ours / incomplete: regenerate
+    cached = flat is not None
+    if flat is None:
+        ctx = _Ctx(name, seed, task_seed(seed, name), task_stream(name, seed, image_size),
+                   Visuals(seed, image_size, max_regions), progress)
+        flat = {f"{split}/{k}": v for split in SPLITS for k, v in _GENERATORS[spec.head_type](ctx, split, sizes[split]).items()}
+        if path is not None:
+            world_build._save_npz(path, flat)
+
+    splits, extra = {}, {}
+    for split in SPLITS:
+        arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
+        extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
+        splits[split] = Split(arrays)
+    meta = {
+        "head_type": spec.head_type,
+        "group": spec.group,
+        "region_dim": REGION_DIM,
+        "image_size": image_size,
+        "generator_version": VL_GENERATOR_VERSION,
+        "pool": spec.pool,
+        "source": "world",
+        "params": params,
+        "task_seed": task_seed(seed, name),
+        "index_offsets": dict(SPLIT_OFFSETS),
+        "cache_path": None if path is None else str(path),
+        "from_cache": cached,
+        "extra": extra,
+    }
+    return TaskData(
+        name=name,
+        modality="vl",
+        class_names=vl_class_names(name),
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        multilabel=spec.head_type == "vqa",
+        meta=meta,
+    )
+
+
+def scene_for_vl_example(name: str, seed: int, split: str, row: int, *, image_size: int = 48, view: int = 0) -> Scene:
+    """Re-create the scene behind row ``row`` of ``split`` of task ``name`` (view ``view`` for the
+    K-view rows: nlvr's right image is view 1, a retrieval train row's hard negatives views 1-3)."""
+    spec = VL_TASKS[name]
+    stream = task_stream(name, seed, image_size)
+    row = int(row)
+    if spec.head_type == "nlvr":
+        return vl_scene(seed, stream.ids(split, 2 * row + 2)[2 * row + view], image_size)
+    image_id = int(stream.ids(split, row + 1)[row])
+    scene = vl_scene(seed, image_id, image_size)
+    if view == 0:
+        return scene
+    if spec.head_type != "retrieval" or split != "train":
+        raise ValueError(f"row {row} of {name}/{split} has a single view")
+    ts = task_seed(seed, name)
+    _, facts = retrieval.CAPTIONS[name](scene, example_rng(ts, SPLIT_OFFSETS[split] + row))
+    ctx = _Ctx(name, seed, ts, stream, Visuals(seed, image_size, MIN_REGIONS), False)
+    return vl_scene(seed, _negatives(ctx, row, scene, facts)[view - 1], image_size)
