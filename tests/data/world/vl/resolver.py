@@ -48,6 +48,7 @@ PATTERNS = [
 
 def parse_np(text: str) -> dict | None:
     desc = {}
+    text = re.sub(r" (that is|in) (?=\S+$)", " ", text)  # colour after the noun: "circle that is red"
     for token in text.replace("plus sign", "plus_sign").split():
         if token in WORDS:
             key, value = WORDS[token]

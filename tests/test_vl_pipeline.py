@@ -1,0 +1,150 @@
+"""The vision-and-language pipeline end to end on tiny world data: config → data (clean split,
+tokenisation) → co-attention model → trainer with DSG → V&L metrics → checkpoint → fine-tuning →
+inference from the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cotrain.api import load
+from cotrain.cli import main
+from cotrain.config import config_from_dict, dump_config
+from cotrain.data.sources import build_all_task_data
+from cotrain.train.finetune import finetune
+from cotrain.train.trainer import Trainer
+
+TASKS = {"vqa": "G1", "coco-ir": "G2", "refcoco": "G3", "nlvr": "G4"}
+
+
+def vl_raw(tmp_path, **over):
+    raw = {
+        "name": "vl-tiny",
+        "data": {"seed": 0, "root": str(tmp_path / "data"), "clean": True},
+        "tasks": [{"name": t, "group": g, "batch_size": 8,
+                   "source": {"kind": "world", "name": t, "n_train": 48, "n_val": 12, "n_test": 12}}
+                  for t, g in TASKS.items()],
+        "model": {"trunk": "coattention", "dim": 32, "num_heads": 2,
+                  "vl": {"v_layers": 1, "t_layers": 2, "task_tokens": "dataset"},
+                  "encoders": {"text": {"max_len": 24, "vocab_size": 300}, "regions": {"max_regions": 12},
+                               "image": {"image_size": 48, "patch_size": 8}}},
+        "schedule": {"kind": "alternating", "dsg": {"enabled": True, "delta": 2}},
+        "optim": {"lr": 2e-3, "warmup_eta": 0.1, "task_lr_mode": "loss_scale"},
+        "run": {"steps": 24, "out_dir": str(tmp_path / "run"), "progress": False, "tensorboard": False,
+                "eval_every": 1000, "checkpoint_every": 24, "threads": 1},
+    }
+    for k, v in over.items():
+        raw[k] = {**raw[k], **v}
+    return raw
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vl")
+    cfg = config_from_dict(vl_raw(tmp))
+    data, tok = build_all_task_data(cfg)
+    trainer = Trainer(cfg, data=data, tokenizer=tok)
+    results = trainer.fit()
+    return tmp, cfg, data, trainer, results
+
+
+def test_data_is_tokenised_cleaned_and_typed(trained):
+    _, cfg, data, _, _ = trained
+    for name, d in data.items():
+        assert d.modality == "vl" and d.meta["head_type"]
+        assert d.train.arrays["text"].dtype == np.int64 and d.train.arrays["text"].shape[1] == 24
+        assert (d.train.arrays["text"][:, 0] > 0).all()  # every text has its first token
+    # the clean split: no train/val image of any task is a test image of any task
+    test_ids = set(np.concatenate([d.test.arrays["image_id"].ravel() for d in data.values()]).tolist())
+    for d in data.values():
+        for s in ("train", "val"):
+            assert not set(d.split(s).arrays["image_id"].ravel().tolist()) & test_ids
+    assert data["vqa"].meta["clean_split"]["train"]["rows_before"] == 48
+
+
+def test_training_reports_each_head_metric(trained):
+    _, _, data, trainer, results = trained
+    assert {t: r["metric"] for t, r in results.items()} == {"vqa": "vqa", "coco-ir": "recall", "refcoco": "refexp",
+                                                            "nlvr": "top1"}
+    assert set(results["coco-ir"]["details"]) == {f"{d}_r{k}" for d in ("c2i", "i2c") for k in (1, 5, 10)}
+    assert results["coco-ir"]["chance"] == pytest.approx(1 / len(np.unique(data["coco-ir"].test.arrays["image_id"])))
+    for r in results.values():
+        assert 0.0 <= r["value"] <= 1.0 and r["n"] == 12
+    assert trainer.model.parameter_counts()["task_tokens"] == 4 * 32  # one token per dataset
+    assert trainer.warmup_steps == 1  # eta 0.1 x N = 24 / 4 tasks = 6 -> 0.6 -> 1
+
+
+def test_eval_cli_matches_training_results(trained, capsys):
+    tmp, _, _, trainer, results = trained
+    out = tmp / "eval.json"
+    assert main(["eval", str(trainer.last_checkpoint), "--json", str(out)]) == 0
+    again = json.loads(out.read_text())
+    for t in results:
+        assert again[t]["value"] == pytest.approx(results[t]["value"], abs=1e-6)
+
+
+def test_finetune_starts_from_the_multitask_weights(trained):
+    tmp, _, data, trainer, _ = trained
+    ft, res, transfer = finetune(trainer.last_checkpoint, "refcoco", steps=2, out_dir=str(tmp / "ft"),
+                                 overrides=["run.threads=1"])
+    assert list(res) == ["refcoco"] and transfer["skipped"] == 0
+    assert ft.model.trunk.task_tokens.num == 1
+    # before training the task token row was copied from the multi-task model's refcoco row
+    fresh = Trainer(ft.cfg, data={"refcoco": data["refcoco"]}, tokenizer=ft.tokenizer)
+    transfer_fresh = finetune.__globals__["transfer_weights"](fresh.model, trainer.model, "refcoco")
+    assert transfer_fresh["copied"] > 0
+    src = trainer.model.trunk.task_tokens.embed.weight[trainer.model.task_token_id("refcoco")]
+    torch.testing.assert_close(fresh.model.trunk.task_tokens.embed.weight[0], src)
+
+
+def _example(data, task, row, key="test"):
+    a = data[task].split(key).arrays
+    return {"regions": a["regions"][row], "boxes": a["boxes"][row], "region_mask": a["region_mask"][row]}
+
+
+def test_api_answers_points_verifies_and_ranks(trained):
+    _, _, data, trainer, _ = trained
+    pred = load(trainer.last_checkpoint)
+    q = str(data["vqa"].test.arrays["text_raw"][0])
+    ans = pred.predict("vqa", {"image": _example(data, "vqa", 0), "text": q})[0]
+    assert ans["label"] in data["vqa"].class_names and 0 <= ans["score"] <= 1
+    pt = pred.predict("refcoco", {"image": _example(data, "refcoco", 0), "text": "the red circle"})[0]
+    mask = data["refcoco"].test.arrays["region_mask"][0]
+    assert mask[pt["region"]] and len(pt["box"]) == 4
+    a = data["nlvr"].test.arrays
+    views = [{"regions": a["regions"][0, k], "boxes": a["boxes"][0, k], "region_mask": a["region_mask"][0, k]} for k in (0, 1)]
+    v = pred.predict("nlvr", {"images": views, "text": str(a["text_raw"][0])})[0]
+    assert v["label"] in ("false", "true") and sum(v["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    imgs = [_example(data, "coco-ir", r) for r in range(3)]
+    rk = pred.predict("coco-ir", {"images": imgs, "text": str(data["coco-ir"].test.arrays["text_raw"][0])})[0]
+    assert sorted(rk["ranking"]) == [0, 1, 2]
+    assert rk["scores"][rk["ranking"][0]] == max(rk["scores"])
+    with pytest.raises(ValueError, match="exactly two images"):
+        pred.predict("nlvr", {"images": views[:1], "text": "x"})
+
+
+def test_cli_predict_reads_region_files(trained, tmp_path, capsys):
+    _, _, data, trainer, _ = trained
+    ex = _example(data, "refcoco", 1)
+    n = int(ex["region_mask"].sum())
+    np.savez(tmp_path / "scene1.npz", features=ex["regions"][:n], boxes=ex["boxes"][:n] * 48, image_w=48, image_h=48)
+    assert main(["predict", str(trainer.last_checkpoint), "--task", "refcoco", "--text", "the blue square",
+                 "--image", str(tmp_path / "scene1.npz"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= row["region"] < n
+    np.testing.assert_allclose(row["box"], ex["boxes"][row["region"]], atol=1e-4)
+    assert main(["predict", str(trainer.last_checkpoint), "--task", "vqa", "--text", "what colour?"]) == 1
+    assert "give --text and --image" in capsys.readouterr().err
+
+
+def test_cli_data_clean_prints_what_each_task_lost(tmp_path, capsys):
+    cfg_file = tmp_path / "vl.yaml"
+    cfg_file.write_text(dump_config(config_from_dict(vl_raw(tmp_path))))
+    assert main(["data", "clean", str(cfg_file), "--quiet", "--json", str(tmp_path / "clean.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| vqa |" in out and "fewer" in out
+    report = json.loads((tmp_path / "clean.json").read_text())
+    assert report["rows_after"] <= report["rows_before"]
