@@ -148,3 +148,18 @@ def test_cli_data_clean_prints_what_each_task_lost(tmp_path, capsys):
     assert "| vqa |" in out and "fewer" in out
     report = json.loads((tmp_path / "clean.json").read_text())
     assert report["rows_after"] <= report["rows_before"]
+
+
+def test_grounding_analysis_pairs_questions_and_expressions_on_the_same_object(trained):
+    from cotrain.train.grounding import grounding_analysis
+
+    _, _, data, trainer, _ = trained
+    g = grounding_analysis(trainer.model, data, refexp_tasks=("refcoco",))
+    q, r = data["vqa"].test.arrays, data["refcoco"].test.arrays
+    same_scene = sum(int(a == b) for a in q["image_id"][q["about_object"] >= 0] for b in r["image_id"])
+    same_object = sum(int(a == b and o == p) for a, o in zip(q["image_id"], q["about_object"]) if o >= 0
+                      for b, p in zip(r["image_id"], r["target_object"]))
+    assert g["tasks"] == ["refcoco"]
+    assert g.get("pairs", 0) == same_scene and g.get("weighted_pairs", 0) == same_object
+    if same_object:
+        assert 0.0 <= g["consistency"] <= g["question_accuracy"] + 1e-9

@@ -106,9 +106,14 @@ def vqa_count(f: Facts, rng, kind) -> QA | None:
 
 
 def vqa_yesno(f: Facts, rng, kind) -> QA | None:
+    """An attribute check ("is the circle red?") when some object can be named without the
+    attribute, else (and half the time) an existence question; always possible."""
     want = kind == "yes"
     objs = f.scene.objects
-    if rng.random() < 0.5:  # existence
+    attr = pick(rng, ("colour", "shape", "size"))
+    rest = tuple(k for k in KEYS if k != attr)
+    cands = [i for i in range(f.k) if f.unique(i, rest)]
+    if rng.random() < 0.5 or not cands:  # existence
         if want:
             i = int(rng.integers(f.k))
             desc = random_desc(rng, objs[i])
@@ -123,11 +128,6 @@ def vqa_yesno(f: Facts, rng, kind) -> QA | None:
         else:
             q = _ask(rng, ("are there any {n}", "can you see any {n}"), n=noun_phrase(rng, desc, plural_form=True))
         return QA(q, "yes" if want else "no", int(hits[0]) if len(hits) == 1 else -1)
-    attr = pick(rng, ("colour", "shape", "size"))
-    rest = tuple(k for k in KEYS if k != attr)
-    cands = [i for i in range(f.k) if f.unique(i, rest)]
-    if not cands:
-        return None
     i = pick(rng, cands)
     value = getattr(objs[i], attr)
     if not want:
