@@ -330,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    # predict's INPUTs may come after its options (`predict ckpt --task t a.png b.png`)
+    if hasattr(args, "inputs") and extra:
+        args.inputs = list(args.inputs) + [a for a in extra if not a.startswith("-")]
+        extra = [a for a in extra if a.startswith("-")]
     # overrides may come after options (`train cfg.yaml --quiet run.steps=30`)
     stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
     if stray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from vl_helpers import SPLITS, build
+from vl_helpers import build
 
 from cotrain.data.world import render_scene
 from cotrain.data.world.vl import FLICKR_BASE, VL_TASKS, SceneStream, task_stream, vl_scene
@@ -37,14 +37,17 @@ def test_streams_split_the_pool():
 
 
 def test_same_scene_same_pixels_in_every_task():
-    vqa, ref = build("vqa", n_train=60, n_val=0, n_test=0), build("refcoco", n_train=0, n_val=0, n_test=40)
-    shared = sorted(set(vqa.train.arrays["image_id"].tolist()) & set(ref.test.arrays["image_id"].tolist()))
-    assert shared, "a refcoco test scene should be a vqa train scene"
-    for image_id in shared:
-        a = vqa.train.arrays["image"][list(vqa.train.arrays["image_id"]).index(image_id)]
-        b = ref.test.arrays["image"][list(ref.test.arrays["image_id"]).index(image_id)]
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, render_scene(vl_scene(0, image_id)))
+    vqa_ids = task_stream("vqa", 0, 48).ids("train", 400).tolist()
+    ref_ids = task_stream("refcoco", 0, 48).ids("test", 100).tolist()
+    shared = [(vqa_ids.index(i), ref_ids.index(i)) for i in set(vqa_ids) & set(ref_ids)]
+    assert shared, "some refcoco test scenes are vqa train scenes"
+    rv, rr = min(shared, key=max)
+    vqa = build("vqa", n_train=rv + 1, n_val=0, n_test=0)
+    ref = build("refcoco", n_train=0, n_val=0, n_test=rr + 1)
+    image_id = vqa.train.arrays["image_id"][rv]
+    assert ref.test.arrays["image_id"][rr] == image_id
+    np.testing.assert_array_equal(vqa.train.arrays["image"][rv], ref.test.arrays["image"][rr])
+    np.testing.assert_array_equal(vqa.train.arrays["image"][rv], render_scene(vl_scene(0, image_id)))
 
 
 def test_cross_task_overlap_is_present_but_bounded():
