@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, raw in [("all-task", all_raw), *[(f"group-{g}", cfg(f"group-{g}", ts)) for g, ts in vc.GROUPS.items()],
                       *[(f"single-{t}", cfg(f"single-{t}", [t])) for t in tasks]]:
         names.append(name)
-        jobs.append((vc.run_vl, (raw,), {}))
+        jobs.append((vc.run_vl, (raw,), {"with_grounding": name == "all-task"}))
     print(f"E1: {len(jobs)} runs + {len(tasks)} fine-tunings, S = {s}, F = {f}, preset {args.preset}", flush=True)
     prep = vc.prepare_vl_data([all_raw])
     print(f"  data ready in {prep:.0f} s", flush=True)
@@ -120,6 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         f"Group-task averages {a_group:.1f}; fine-tuning each task from the all-task model gives {a_ft:.1f} "
         f"({a_ft - a_all:+.1f} over all-task, {a_ft - a_single:+.1f} over single-task)."
     )
+    g = out["all-task"]["grounding"] or {}
+    if g.get("weighted_pairs"):
+        grounding_line = (
+            f"Grounding consistency (12-in-1 section 5) of the all-task model: on {g['images']} scenes with both VQA "
+            f"questions and test referring expressions (refcoco, refcoco+, refcocog) about the same object, "
+            f"{g['weighted_pairs']} question–expression pairs; the question is answered right and the referent "
+            f"localised in {100 * g['consistency']:.1f}% of them (question accuracy {100 * g['question_accuracy']:.1f}%, "
+            f"localised {100 * g['localised_rate']:.1f}%, localised given a right answer "
+            f"{100 * g['localised_given_correct']:.1f}%).")
+    elif g.get("error"):
+        grounding_line = f"Grounding consistency: the analysis failed ({g['error']})."
+    else:
+        grounding_line = "Grounding consistency: no scene had both a question and an expression about the same object."
     hist = out["all-task"]["dsg_history"]
     img = Path(args.out).parent / "img" / "e1_dsg.png"
     plot_dsg(hist, tasks, out["all-task"]["steps"], img)
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "(refexp tasks), accuracy (nlvr, snli-ve).",
         table,
         sentence,
+        grounding_line,
         f"Dynamic Stop-and-Go in the all-task run: {stops} go→stop and {goes} stop→go transitions "
         "(the paper's Figure 2, left):",
         f"![E1 DSG states]({img.relative_to(Path(args.out).parent)})",

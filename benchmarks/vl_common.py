@@ -97,10 +97,23 @@ def vl_config(preset: str, tasks: list[str], *, steps: int | None = None, steps_
     return raw
 
 
+def grounding(trainer) -> dict:
+    """12-in-1 section 5 on a trained all-task model: questions from every split of the uncleaned
+    ``vqa`` data on the refexp test scenes (see :func:`cotrain.train.grounding.grounding_analysis`)."""
+    from cotrain.data.sources import build_task_data, tokenize_vl
+    from cotrain.train.grounding import grounding_analysis
+
+    cfg = trainer.cfg
+    vqa = tokenize_vl(build_task_data(cfg.task("vqa"), cfg), trainer.tokenizer, cfg.model.encoders.text.max_len)
+    data = {**trainer.data, "vqa": vqa}
+    out = grounding_analysis(trainer.model, data, question_splits=("train", "val", "test"))
+    return {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}
+
+
 def run_vl(raw: dict | None = None, *, finetune_from: str | None = None, task: str | None = None,
-           finetune_steps: int | None = None, out_dir: str | None = None) -> dict:
+           finetune_steps: int | None = None, out_dir: str | None = None, with_grounding: bool = False) -> dict:
     """Train ``raw`` (or fine-tune ``task`` from the checkpoint ``finetune_from``); returns
-    ``{"name", "results", "params", "dsg_history", "wall_s", "checkpoint"}``."""
+    ``{"name", "results", "params", "dsg_history", "wall_s", "checkpoint", "grounding"}``."""
     from cotrain.train.finetune import finetune
     from cotrain.train.trainer import Trainer
 
@@ -126,7 +139,15 @@ def run_vl(raw: dict | None = None, *, finetune_from: str | None = None, task: s
         "steps": trainer.cfg.run.steps,
         "wall_s": round(time.perf_counter() - t0, 2),
         "checkpoint": str(trainer.last_checkpoint),
+        "grounding": _safe_grounding(trainer) if with_grounding else None,
     }
+
+
+def _safe_grounding(trainer) -> dict:
+    try:
+        return grounding(trainer)
+    except Exception as err:  # the analysis must not cost the run's table
+        return {"error": f"{type(err).__name__}: {err}"}
 
 
 def avg(results: dict, tasks: list[str]) -> float:

@@ -23,18 +23,27 @@ from .evaluate import predict_split
 def grounding_analysis(
     model, data: dict[str, TaskData], *, vqa_task: str = "vqa", refexp_tasks: tuple[str, ...] = ("refcoco", "refcoco+",
                                                                                                   "refcocog"),
-    split: str = "test", batch_size: int = 128, variant: str = "standard",
+    split: str = "test", question_splits: tuple[str, ...] | None = None, batch_size: int = 128,
+    variant: str = "standard",
 ) -> dict:
     """:func:`grounding_consistency` of ``model`` over ``vqa_task`` and the ``refexp_tasks`` it has,
-    plus ``tasks`` (the refexp tasks used)."""
+    plus ``tasks`` (the refexp tasks used).
+
+    Expressions come from the refexp tasks' ``split``; questions from ``question_splits`` of the VQA
+    task (default: the same split). As in the paper (RefCOCO test images that carry VQA
+    annotations), the questions may come from every VQA split: pass data that was not cleaned, so
+    the questions on the refexp test scenes are there (the model never trained on them under the
+    clean split, which removed them)."""
     questions = []
-    if vqa_task in data and "about_object" in data[vqa_task].split(split).arrays:
-        s = data[vqa_task].split(split)
+    for qs in question_splits or (split,):
+        if vqa_task not in data or "about_object" not in data[vqa_task].split(qs).arrays:
+            continue
+        s = data[vqa_task].split(qs)
         logits, _ = predict_split(model, vqa_task, s, batch_size)
         acc = vqa_scores_from_ids(logits.argmax(1).numpy(), s.arrays["answers"])
         for i, (img, obj) in enumerate(zip(s.arrays["image_id"].tolist(), s.arrays["about_object"].tolist())):
             if obj >= 0:
-                questions.append({"image_id": img, "correct": float(acc[i]), "concepts": [obj], "question_id": i})
+                questions.append({"image_id": img, "correct": float(acc[i]), "concepts": [obj], "question_id": f"{qs}:{i}"})
     refs, used = [], []
     for task in refexp_tasks:
         if task not in data or "target_object" not in data[task].split(split).arrays:

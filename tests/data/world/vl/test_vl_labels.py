@@ -14,7 +14,7 @@ from cotrain.data.world.common import SPLIT_OFFSETS, example_rng, task_seed
 from cotrain.data.world.vl import GQA_ANSWERS, VQA_ANSWERS, task_stream, vl_scene
 from cotrain.data.world.vl import retrieval
 from cotrain.data.world.vl.facts import facts_for
-from cotrain.data.world.vl.language import normalize_answer
+from cotrain.data.world.vl.answers import normalize_answer
 from cotrain.data.world.vl.regions import iou
 from cotrain.data.world.vl.verify import PROPERTIES
 
@@ -31,6 +31,7 @@ def test_refexp_label_is_iou_and_target_is_a_proposal(small, name):
         assert (a["label"].max(axis=1) > 0.999).all()  # the target's own box is a proposal
         best = a["label"].argmax(axis=1)
         np.testing.assert_allclose(a["boxes"][np.arange(len(best)), best], a["target_box"], atol=1e-6)
+        assert len(set(best.tolist())) >= 3  # the target's slot is not a giveaway
         for row, (image_id, target) in enumerate(zip(a["image_id"], a["target_object"])):
             scene = vl_scene(0, image_id)
             np.testing.assert_allclose(a["target_box"][row] * 48, scene.objects[target].box, atol=1e-4)

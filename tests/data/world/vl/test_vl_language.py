@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from vl_helpers import build
@@ -39,7 +40,7 @@ def bow_object_pairs(cv, split, seed):
         xs.append(np.einsum("v,kf->kvf", bags[r], objects).reshape(len(objects), -1))
         ys += [int(k == target) for k in range(len(objects))]
         rows += [r] * len(objects)
-    return np.concatenate(xs), np.asarray(ys), np.asarray(rows)
+    return sparse.csr_matrix(np.concatenate(xs)), np.asarray(ys), np.asarray(rows)
 
 
 def test_bag_of_words_cannot_resolve_refcoco():
@@ -47,7 +48,7 @@ def test_bag_of_words_cannot_resolve_refcoco():
     regression on bag-of-words x object features -- it sees the scene graph and every word, not
     their order -- fails on the relational expressions, whose two orders share their words."""
     seed = 11
-    td = build("refcoco", seed=seed, n_train=400, n_val=0, n_test=160)
+    td = build("refcoco", seed=seed, n_train=300, n_val=0, n_test=120)
     for split in (td.train, td.test):
         got = [resolve(str(t), vl_scene(seed, i)) for t, i in zip(split.arrays["text_raw"], split.arrays["image_id"])]
         assert got == split.arrays["target_object"].tolist()
@@ -68,7 +69,7 @@ def test_bag_of_words_cannot_answer_questions():
     """Text-only bag of words (the language prior) stays far below the answer rule (exact by
     construction; checked against the scene for colour / shape questions in test_vl_labels)."""
     for name, bound in (("vqa", 0.55), ("gqa", 0.6)):
-        td = build(name, seed=4, n_train=500, n_val=0, n_test=200)
+        td = build(name, seed=4, n_train=300, n_val=0, n_test=120)
         cv = CountVectorizer(binary=True).fit(td.train.arrays["text_raw"])
         y = td.train.arrays["label"].argmax(axis=1)
         clf = LogisticRegression(C=1.0, max_iter=2000).fit(cv.transform(td.train.arrays["text_raw"]), y)

@@ -3,7 +3,7 @@
 Public API::
 
     from cotrain.data.world.vl import VL_TASKS, build_vl_world_task, scene_for_vl_example, vl_scene
-    from cotrain.data.world.vl import REGION_DIM, VQA_ANSWERS, GQA_ANSWERS
+    from cotrain.data.world.vl import REGION_DIM, VQA_ANSWERS, GQA_ANSWERS, normalize_answer
 
 ``VL_TASKS`` maps a task name to its :class:`VLTask` (group G1-G4, head type, scene pool):
 G1 ``vqa``, ``vgqa``, ``gqa``; G2 ``coco-ir``, ``flickr-ir``; G3 ``refcoco``, ``refcoco+``,
@@ -22,7 +22,7 @@ from .build import (
     vl_class_names,
     vl_scene,
 )
-from .qa import GQA_ANSWERS, VQA_ANSWERS
+from .answers import GQA_ANSWERS, VQA_ANSWERS, normalize_answer
 from .regions import REGION_DIM
 from .scenes import FLICKR_BASE, POOLS, SceneStream, pool_scene, pool_seed
 from .verify import NLVR_CLASSES, SNLI_VE_CLASSES
@@ -38,6 +38,7 @@ __all__ = [
     "vl_scene",
     "GQA_ANSWERS",
     "VQA_ANSWERS",
+    "normalize_answer",
     "REGION_DIM",
     "FLICKR_BASE",
     "POOLS",

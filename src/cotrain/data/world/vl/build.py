@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from collections import OrderedDict
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +33,13 @@ from tqdm import tqdm
 from ...arrays import Split, TaskData
 from .. import build as world_build
 from ..common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, balanced_labels, example_rng, split_indices, task_seed
-from ..render import render_scene
 from ..scene import Scene
-from . import qa, refexp, retrieval, verify
+from . import answers, qa, refexp, retrieval, verify
 from .facts import has_unique_object
 from .language import sentence
-from .regions import MIN_REGIONS, REGION_DIM, batch_proposals, iou, pack_regions, scene_proposals
-from .scenes import SceneStream, pool_scene, pool_seed
+from .regions import MIN_REGIONS, REGION_DIM, iou
+from .scenes import SceneStream, pool_scene
+from .visuals import Visuals
 
 # Bump when generated content changes, so stale caches are not reused.
 VL_GENERATOR_VERSION = 1
@@ -89,96 +87,6 @@ def vl_scene(seed: int, image_id: int, image_size: int = 48) -> Scene:
     return pool_scene(int(seed), int(image_id), int(image_size))
 
 
-VISUAL_CACHE = 4096  # scenes whose pixels and proposals are kept between builds (about 50 MB at 48 px)
-
-
-@lru_cache(maxsize=VISUAL_CACHE)
-def _pixels(seed: int, image_id: int, size: int) -> np.ndarray:
-    image = render_scene(pool_scene(seed, image_id, size))
-    image.flags.writeable = False
-    return image
-
-
-class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_(self, key):
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-    def put(self, key, value) -> None:
-        self[key] = value
-        if len(self) > self.size:
-            self.popitem(last=False)
-
-
-# (seed, image_id, image_size, max_regions) -> (regions [R, F], boxes [R, 4], region_mask [R])
-_REGIONS = _LRU(VISUAL_CACHE)
-
-
-class Visuals:
-    """Pixels and proposals of pool scenes (kept in process-wide LRU caches, so tasks sharing a scene
-    render it once)."""
-
-    def __init__(self, seed: int, image_size: int, max_regions: int) -> None:
-        self.seed, self.size, self.max_regions = seed, image_size, max_regions
-        self.key = pool_seed(seed)
-
-    def scene(self, image_id: int) -> Scene:
-        return pool_scene(self.seed, int(image_id), self.size)
-
-    def image(self, image_id: int) -> np.ndarray:
-        return _pixels(self.seed, int(image_id), self.size)
-
-    def proposals(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
-        return scene_proposals(self.scene(image_id), self.key, self.max_regions)
-
-    def _standard(self, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Proposal arrays for ``uniq`` ids, computed in one batch for the ids not cached yet."""
-        keys = [(self.seed, int(i), self.size, self.max_regions) for i in uniq]
-        got = [_REGIONS.get_(k) for k in keys]
-        missing = [n for n, g in enumerate(got) if g is None]
-        if missing:
-            images = np.stack([self.image(keys[n][1]) for n in missing])
-            found = batch_proposals([self.scene(keys[n][1]) for n in missing], self.key, self.max_regions)
-            boxes = [b for b, _ in found]
-            for n, *value in zip(missing, *pack_regions(images, boxes, self.max_regions)):
-                got[n] = tuple(v.copy() for v in value)
-                _REGIONS.put(keys[n], got[n])
-        return tuple(np.stack([g[k] for g in got]) for k in range(3))  # type: ignore[return-value]
-
-    def arrays(self, ids: np.ndarray, box_lists: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """``image``, ``regions``, ``boxes``, ``region_mask`` and ``image_id`` for ``ids`` (``[N]`` or
-        ``[N, K]``): the scenes' proposals, or the given pixel boxes per row (``[N]`` ids only)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        flat = ids.reshape(-1)
-        s, r = self.size, self.max_regions
-        if len(flat) == 0:
-            images = np.zeros((0, 3, s, s), np.uint8)
-            regions, norm, mask = pack_regions(images, [], r)
-            inv = np.zeros(0, dtype=np.int64)
-        elif box_lists is None:
-            uniq, inv = np.unique(flat, return_inverse=True)
-            images = np.stack([self.image(i) for i in uniq])
-            regions, norm, mask = self._standard(uniq)
-        else:
-            images = np.stack([self.image(i) for i in flat])
-            regions, norm, mask = pack_regions(images, box_lists, r)
-            inv = np.arange(len(flat))
-        lead = ids.shape
-        return {
-            "image": images[inv].reshape(*lead, 3, s, s),
-            "regions": regions[inv].reshape(*lead, r, REGION_DIM),
-            "boxes": norm[inv].reshape(*lead, r, 4),
-            "region_mask": mask[inv].reshape(*lead, r),
-            "image_id": ids,
-        }
-
-
 @dataclass
 class _Ctx:
     name: str
@@ -203,14 +111,14 @@ def _gen_qa(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
     out = []
     for row, index in ctx.rows(split, n):
         out.append(qa.make_question(ctx.name, ctx.vis.scene(ids[row]), example_rng(ctx.ts, index), int(kinds[row])))
-    answers, label = qa.answer_arrays([q.raw for q in out], qa.VOCAB[ctx.name])
+    answer_ids, label = answers.answer_arrays([q.raw for q in out], qa.VOCAB[ctx.name])
     return {
         **ctx.vis.arrays(ids),
         "text_raw": _texts([q.question for q in out]),
-        "answers": answers,
+        "answers": answer_ids,
         "label": label,
         "about_object": np.asarray([q.about for q in out], dtype=np.int64),
-        "_answers_raw": np.asarray([q.raw for q in out], dtype=np.str_).reshape(n, qa.N_ANNOTATORS),
+        "_answers_raw": np.asarray([q.raw for q in out], dtype=np.str_).reshape(n, answers.N_ANNOTATORS),
         "_kind": _texts([q.kind for q in out]),
     }
 
@@ -251,7 +159,7 @@ def _gen_refexp(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
         if ref.candidates is not None:
             obj = scene.boxes().astype(np.float64)
             boxes = obj[ref.candidates]
-            if ctx.name == "pointing" and len(boxes) < refexp.N_CANDIDATES:
+            if ctx.name == "pointing":  # 4 candidates (distractor boxes when objects run out), shuffled
                 props, source = ctx.vis.proposals(ids[row])
                 boxes = np.concatenate([boxes, props[source == -1][: refexp.N_CANDIDATES - len(boxes)]])
                 boxes = boxes[rng.permutation(len(boxes))]

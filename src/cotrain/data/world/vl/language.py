@@ -119,15 +119,3 @@ def number_word(rng: np.random.Generator, n: int, p_digit: float = 0.3) -> str:
 def words(text: str) -> list[str]:
     """Lower-case word tokens (what a bag-of-words sees)."""
     return re.findall(r"[a-z0-9]+", text.lower())
-
-
-# -- answers (VQA-style normalisation) --------------------------------------------------------------
-_NUMBERS = {w: str(k) for k, w in enumerate(NUMBER_WORDS)} | {"none": "0"}
-_ARTICLES = {"a", "an", "the"}
-
-
-def normalize_answer(answer: str) -> str:
-    """The official VQA answer processing, reduced to what the world's answers need: lower case,
-    punctuation removed, number words to digits, articles dropped."""
-    tokens = re.sub(r"[^\w\s]", " ", answer.lower()).split()
-    return " ".join(_NUMBERS.get(t, t) for t in tokens if t not in _ARTICLES)

@@ -7,10 +7,7 @@ builds the question on the row's scene; when a kind cannot be asked about that s
 is unique without its colour) the next kind of the cycle is used.
 
 - ``vqa`` kinds: colour, shape, count (0-6, sometimes of an absent attribute), yes, no (existence or
-  attribute checks). Ten annotators answer: at least six give the right answer (some as surface
-  variants that normalise to it: "two" for "2", "Yes" for "yes"); up to four give a near miss (count
-  +-1, a confusable colour or shape, the opposite yes/no) or an answer outside the vocabulary
-  ("turquoise", "a few"), so soft scores ``min(1, 0.3 * count)`` differ from one-hot.
+  attribute checks); ten noisy annotator answers per question (:mod:`.answers`).
 - ``vgqa`` kinds (one answer, repeated ten times): the colour / shape of the object in a relation to
   a landmark, size, where (left / right / top / bottom, the axis named in the question), how many
   objects are in a relation to a landmark.
@@ -31,29 +28,20 @@ from typing import Callable
 import numpy as np
 
 from ..scene import COLOUR_NAMES, SHAPES, Scene
-from .facts import KEYS, Facts, facts_for, absent_desc, describe, pick_desc, random_desc
+from .answers import GQA_ANSWERS, N_ANNOTATORS, VQA_ANSWERS, annotate
+from .facts import KEYS, Facts, absent_desc, describe, facts_for, pick_desc, random_desc
 from .language import (
     COLOUR_WORDS,
     RELATIONS,
     SHAPE_WORDS,
     SIZE_WORDS,
-    normalize_answer,
     noun_phrase,
-    number_word,
     pick,
     rel_words,
     sentence,
     with_fillers,
 )
 
-VQA_ANSWERS: list[str] = (
-    ["yes", "no"] + [str(k) for k in range(7)] + list(COLOUR_NAMES) + list(SHAPES)
-    + ["small", "large", "left", "right", "top", "bottom"]
-)
-GQA_ANSWERS: list[str] = (
-    ["yes", "no"] + list(COLOUR_NAMES) + list(SHAPES) + ["left", "right", "above", "below", "small", "large"]
-)
-N_ANNOTATORS = 10
 
 
 @dataclass
@@ -346,76 +334,3 @@ def make_question(task: str, scene: Scene, rng: np.random.Generator, kind: int) 
             qa.raw = annotate(rng, qa.answer) if task == "vqa" else [qa.answer] * N_ANNOTATORS
             return qa
     raise RuntimeError(f"no {task} question fits scene {scene.index}")
-
-
-# -- annotator noise -------------------------------------------------------------------------------
-CONFUSABLE: dict[str, tuple[str, ...]] = {
-    "red": ("purple", "yellow"), "green": ("cyan", "yellow"), "blue": ("purple", "cyan"),
-    "yellow": ("green", "red"), "purple": ("blue", "red"), "cyan": ("blue", "green"),
-    "circle": ("star", "diamond"), "square": ("diamond", "cross"), "triangle": ("diamond", "star"),
-    "diamond": ("square", "triangle"), "cross": ("star", "square"), "star": ("cross", "circle"),
-    "yes": ("no",), "no": ("yes",), "small": ("large",), "large": ("small",),
-    "left": ("right", "top"), "right": ("left", "bottom"), "top": ("bottom", "left"), "bottom": ("top", "right"),
-}
-OUT_OF_VOCAB: dict[str, tuple[str, ...]] = {
-    "colour": ("orange", "pink", "dark blue", "light green", "violet", "turquoise"),
-    "shape": ("round", "oval", "rectangle", "plus", "pentagon"),
-    "count": ("many", "a few", "several", "lots"),
-    "yesno": ("maybe", "not sure", "yeah", "nope"),
-    "other": ("medium", "middle", "center"),
-}
-
-
-def _answer_type(answer: str) -> str:
-    if answer in COLOUR_NAMES:
-        return "colour"
-    if answer in SHAPES:
-        return "shape"
-    if answer.isdigit():
-        return "count"
-    return "yesno" if answer in ("yes", "no") else "other"
-
-
-def surface_variant(rng: np.random.Generator, answer: str) -> str:
-    """How an annotator might type ``answer`` (normalises back to it)."""
-    r = rng.random()
-    if answer.isdigit() and r < 0.5:
-        return number_word(rng, int(answer), p_digit=0.0)
-    if r < 0.35:
-        return answer.capitalize()
-    if r < 0.6:
-        return answer + pick(rng, (".", "!", " "))
-    if r < 0.8 and _answer_type(answer) == "shape":
-        return "a " + answer
-    return answer.upper()
-
-
-def wrong_answer(rng: np.random.Generator, answer: str) -> str:
-    kind = _answer_type(answer)
-    if rng.random() < 0.3:
-        return pick(rng, OUT_OF_VOCAB[kind])
-    if kind == "count":
-        n = int(answer)
-        return str(n + 1 if n == 0 or (n < 6 and rng.random() < 0.5) else n - 1)
-    return pick(rng, CONFUSABLE[answer])
-
-
-def annotate(rng: np.random.Generator, answer: str) -> list[str]:
-    """Ten annotator answers for ``answer``: 0-4 wrong (P = .35 .30 .20 .10 .05), the rest right (30 % of
-    those as a surface variant)."""
-    n_wrong = int(rng.choice(5, p=[0.35, 0.30, 0.20, 0.10, 0.05]))
-    raw = [wrong_answer(rng, answer) for _ in range(n_wrong)]
-    raw += [surface_variant(rng, answer) if rng.random() < 0.3 else answer for _ in range(N_ANNOTATORS - n_wrong)]
-    return [raw[k] for k in rng.permutation(N_ANNOTATORS)]
-
-
-def answer_arrays(raw: list[list[str]], vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``answers`` int64 ``[N, 10]`` (normalised ids, -1 outside ``vocab``) and soft scores float32
-    ``[N, A]`` = ``min(1, 0.3 * count)``."""
-    index = {a: k for k, a in enumerate(vocab)}
-    answers = np.asarray([[index.get(normalize_answer(a), -1) for a in row] for row in raw], dtype=np.int64)
-    answers = answers.reshape(len(raw), N_ANNOTATORS)
-    counts = np.zeros((len(raw), len(vocab)), dtype=np.float32)
-    rows, cols = np.nonzero(answers >= 0)
-    np.add.at(counts, (rows, answers[rows, cols]), 1.0)
-    return answers, np.minimum(1.0, 0.3 * counts).astype(np.float32)

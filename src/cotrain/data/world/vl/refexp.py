@@ -6,14 +6,14 @@
   the last two name the relation from the landmark's side, so the relation word alone does not say
   which mentioned object is the target), 30 % absolute ("the left circle", "the red one at the top"),
   15 % plain appearance ("the small red circle").
-- ``refcoco+`` (appearance words only -- no word of :data:`SPATIAL_WORDS`): a unique description,
+- ``refcoco+`` (appearance words only -- no word of :data:`.language.SPATIAL_WORDS`): a unique description,
   sometimes with a contrast clause ("the red circle, not the blue one": same words as "the blue
   circle, not the red one", another target).
 - ``refcocog`` (long, relational): the full description (size, colour, shape) with one or two
   relative clauses to landmarks, or an absolute position, plus a distractor sentence about another
   object.
-- ``pointing`` (Visual7W-like "which" questions): the proposals are the 4 candidate boxes (the target
-  and up to 3 other objects, distractor background boxes when the scene has fewer).
+- ``pointing`` (Visual7W-like "which" questions): the proposals are the 4 candidate boxes in a random
+  order (the target and up to 3 other objects, distractor background boxes when the scene has fewer).
 - ``guesswhat``: a yes/no dialog ("is it a circle? no. is it red? yes.") whose questions are chosen to
   split the remaining candidates as evenly as possible until one is left; the proposals are the
   objects' boxes (GuessWhat?!'s candidate list). The same questions with the answers swapped point at

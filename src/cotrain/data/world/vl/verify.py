@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import COLOUR_NAMES, Scene
-from .facts import KEYS, Facts, facts_for, absent_desc, pick_desc, random_desc
+from .facts import Facts, absent_desc, facts_for, pick_desc, random_desc
 from .language import COLOUR_WORDS, RELATIONS, noun_phrase, number_word, pick, rel_words, sentence
 from .retrieval import holds
 
@@ -208,4 +208,4 @@ def snli_hypothesis(scene: Scene, rng: np.random.Generator, label: int) -> tuple
     return sentence(text), kind
 
 
-__all__ = ["NLVR_CLASSES", "SNLI_VE_CLASSES", "PROPERTIES", "nlvr_statement", "snli_hypothesis", "KEYS"]
+__all__ = ["NLVR_CLASSES", "SNLI_VE_CLASSES", "PROPERTIES", "nlvr_statement", "snli_hypothesis"]
