@@ -50,13 +50,7 @@ def plot_dsg(history: list, tasks: list[str], steps: int, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", choices=sorted(vc.VL_PRESETS), default="small")
-    ap.add_argument("--steps-scale", type=float, default=1.0)
-    ap.add_argument("--out", default="docs/results.md")
-    ap.add_argument("--runs-dir", default="runs/bench/e1")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default=None)
+    vc.add_args(ap, "runs/bench/e1")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     p = vc.VL_PRESETS[args.preset]

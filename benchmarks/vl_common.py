@@ -54,6 +54,17 @@ VL_PRESETS = {
 }
 
 
+def add_args(ap, runs_dir: str) -> None:
+    """The options every V&L experiment script takes."""
+    ap.add_argument("--preset", choices=sorted(VL_PRESETS), default="small", help="small: 2 CPU cores, ~20 min; full: a GPU")
+    ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's steps (e.g. 0.05 for a smoke test)")
+    ap.add_argument("--out", default="docs/results.md", help="the Markdown file whose section this script rewrites")
+    ap.add_argument("--runs-dir", default=runs_dir, help="folder for the run folders")
+    ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (1: run in this process)")
+    ap.add_argument("--seed", type=int, default=0, help="run and data seed")
+    ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, ...)")
+
+
 def vl_config(preset: str, tasks: list[str], *, steps: int | None = None, steps_scale: float = 1.0, seed: int = 0,
               out_dir: str, name: str, task_tokens: str = "dataset", dsg: bool = True, curriculum: str = "none",
               curriculum_group: str | None = None, device: str | None = None) -> dict:

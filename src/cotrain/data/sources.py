@@ -58,34 +58,17 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
     from .world import build_world_task
     from .world.vl.build import VL_TASKS, build_vl_world_task
 
-    enc = cfg.model.encoders
-    if task.source.name in VL_TASKS:
-        src = task.source
-        return build_vl_world_task(
-            src.name,
-            n_train=src.n_train,
-            n_val=src.n_val,
-            n_test=src.n_test,
-            seed=cfg.data.seed if src.seed is None else src.seed,
-            cache_dir=data_root(cfg) / "world",
-            image_size=enc.image.image_size,
-            max_regions=enc.regions.max_regions,
-            progress=progress,
-        )
+    enc, src = cfg.model.encoders, task.source
+    common = dict(
+        n_train=src.n_train, n_val=src.n_val, n_test=src.n_test, seed=cfg.data.seed if src.seed is None else src.seed,
+        cache_dir=data_root(cfg) / "world", progress=progress,
+    )
+    if src.name in VL_TASKS:
+        return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions, **common)
     size = enc.video.image_size if task_modality(task) == "video" else enc.image.image_size
-    src = task.source
     return build_world_task(
-        src.name,
-        n_train=src.n_train,
-        n_val=src.n_val,
-        n_test=src.n_test,
-        seed=cfg.data.seed if src.seed is None else src.seed,
-        cache_dir=data_root(cfg) / "world",
-        image_size=size,
-        frames=enc.video.frames,
-        sample_rate=enc.audio.sample_rate,
-        seconds=enc.audio.seconds,
-        progress=progress,
+        src.name, image_size=size, frames=enc.video.frames, sample_rate=enc.audio.sample_rate,
+        seconds=enc.audio.seconds, **common,
     )
 
 

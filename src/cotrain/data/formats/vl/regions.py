@@ -83,7 +83,23 @@ def make_regions(features, boxes, width, height, where: str, path: Path | str) -
     return RegionFeatures(features, np.clip(boxes / scale, 0.0, 1.0).astype(np.float32), int(round(w)), int(round(h)))
 
 
-class NpzRegionStore:
+class _IndexedStore:
+    """What both stores share: an index of image keys built on first use (``_index``)."""
+
+    def _index(self) -> dict:
+        raise NotImplementedError
+
+    def keys(self) -> list[ImageKey]:
+        return list(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def __contains__(self, key: object) -> bool:
+        return normalize_image_key(key) in self._index()
+
+
+class NpzRegionStore(_IndexedStore):
     """Region features from a folder of ``<image id>.npz`` files (see the module docstring)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
@@ -109,15 +125,6 @@ class NpzRegionStore:
                         files[key] = Path(e.path)
             self._files = files
         return self._files
-
-    def keys(self) -> list[ImageKey]:
-        return list(self._index())
-
-    def __len__(self) -> int:
-        return len(self._index())
-
-    def __contains__(self, key: object) -> bool:
-        return normalize_image_key(key) in self._index()
 
     def get(self, key: ImageKey) -> RegionFeatures:
         """Regions of one image: features float32 ``[R, F]``, boxes float32 ``[R, 4]`` normalised."""
@@ -167,7 +174,7 @@ def _b64_floats(text: str, where: str, name: str, path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4")
 
 
-class TsvRegionStore:
+class TsvRegionStore(_IndexedStore):
     """Region features from bottom-up-attention TSV file(s) (see the module docstring). An
     ``image id → (file, byte offset)`` index is built by one pass on first use; :meth:`get` then
     seeks to and decodes one row."""
@@ -211,15 +218,6 @@ class TsvRegionStore:
                         pos += len(line)
             self._offsets = offsets
         return self._offsets
-
-    def keys(self) -> list[ImageKey]:
-        return list(self._index())
-
-    def __len__(self) -> int:
-        return len(self._index())
-
-    def __contains__(self, key: object) -> bool:
-        return normalize_image_key(key) in self._index()
 
     def get(self, key: ImageKey) -> RegionFeatures:
         """Regions of one image: features float32 ``[R, F]``, boxes float32 ``[R, 4]`` normalised."""
