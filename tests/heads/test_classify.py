@@ -68,8 +68,11 @@ def test_multilabel_loss_and_predict():
         head.losses(logits, torch.zeros(5, dtype=torch.long))
 
 
-def test_classifier_starts_at_zero_so_the_first_prediction_is_uniform():
+def test_classifier_starts_small_so_the_first_prediction_is_near_uniform():
+    torch.manual_seed(0)
     for mlp in (False, True):
         head = ClassifyHead(HeadConfig(mlp=mlp), 8, 5)
-        probs = head.predict(head(torch.randn(3, 4, 8)))
-        torch.testing.assert_close(probs, torch.full((3, 5), 0.2))
+        last = head.mlp[-1] if mlp else head.mlp
+        assert 0 < float(last.weight.abs().max()) <= 0.04  # small but not zero: gradients reach the trunk
+        probs = head.predict(head(torch.nn.functional.layer_norm(torch.randn(3, 4, 8), (8,))))
+        torch.testing.assert_close(probs, torch.full((3, 5), 0.2), atol=0.05, rtol=0)

@@ -47,7 +47,10 @@ class ClassifyHead(nn.Module):
             self.mlp = nn.Linear(dim, num_classes)
         self.apply(init_vit_weights)
         last = self.mlp[-1] if cfg.mlp else self.mlp
-        nn.init.zeros_(last.weight)  # zero-initialised classifier, as in ViT: uniform first prediction
+        # a small classifier (std .02): the first prediction is near uniform, yet gradients reach the
+        # trunk from step 0 (a zero-initialised one, as in ViT, left single-task digits at chance
+        # after 500 steps here: 0.11 vs 0.74)
+        nn.init.trunc_normal_(last.weight, std=0.02, a=-0.04, b=0.04)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.mlp(self.drop(pool_tokens(tokens, mask, self.pool)))
