@@ -163,3 +163,10 @@ def test_grounding_analysis_pairs_questions_and_expressions_on_the_same_object(t
     assert g.get("pairs", 0) == same_scene and g.get("weighted_pairs", 0) == same_object
     if same_object:
         assert 0.0 <= g["consistency"] <= g["question_accuracy"] + 1e-9
+
+
+def test_info_describes_a_vl_config(capsys):
+    assert main(["info", "--vl"]) == 0
+    out = capsys.readouterr().out
+    assert "coattention trunk" in out and "task tokens dataset" in out and "Dynamic Stop-and-Go" in out
+    assert "| " not in out and "refcoco+" in out and "12 single-task models" in out

@@ -196,7 +196,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .config import default_config_path, load_config
     from .info import describe
 
-    cfg = _load_cfg(args) if (args.config or args.demo) else load_config(default_config_path("demo"))
+    cfg = _load_cfg(args) if (args.config or args.demo or args.vl) else load_config(default_config_path("demo"))
     print(describe(cfg))
     return 0
 

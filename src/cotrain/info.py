@@ -10,7 +10,7 @@ import platform
 import shutil
 from pathlib import Path
 
-from .config import ExperimentConfig
+from .config import VL_FORMAT_KINDS, ExperimentConfig
 from .data.sources import task_modality
 from .model import TaskSpec, build_model
 
@@ -19,8 +19,13 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int:
     src = task.source
     if src.kind == "world":
         from .data.world import CLASS_NAMES
+        from .data.world.vl.build import VL_TASKS, vl_class_names
 
-        return len(CLASS_NAMES[src.name])
+        return len(vl_class_names(src.name)) if src.name in VL_TASKS else len(CLASS_NAMES[src.name])
+    if src.kind in VL_FORMAT_KINDS:  # the answer vocabulary is only known after reading: a placeholder
+        from .data.formats.vl.source import HEAD_TYPES
+
+        return {"vqa": src.answer_top_k or 3129, "nlvr": 2, "snli-ve": 3}.get(HEAD_TYPES[src.kind], 1)
     path = Path(src.path)
     if src.kind == "text_tsv":
         from .data.formats.text_tsv import read_tsv_rows
@@ -30,11 +35,42 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int:
     return len([p for p in root.iterdir() if p.is_dir()])
 
 
+def _vl_fields(task) -> dict:
+    src = task.source
+    if src.kind == "world":
+        from .data.world.vl.build import VL_TASKS
+        from .data.world.vl.regions import REGION_DIM
+
+        info = VL_TASKS[src.name]
+        return {"head_type": info.head_type, "region_dim": REGION_DIM, "group": task.group or info.group}
+    from .data.formats.vl.source import HEAD_TYPES
+
+    return {"head_type": HEAD_TYPES[src.kind], "region_dim": 2048, "group": task.group}  # bottom-up features
+
+
 def light_specs(cfg: ExperimentConfig) -> list[TaskSpec]:
-    return [
-        TaskSpec(t.name, task_modality(t), t.head_key, num_classes_of(t, cfg), loss_weight=t.loss_weight)
-        for t in cfg.tasks
-    ]
+    specs = []
+    for t in cfg.tasks:
+        modality = task_modality(t)
+        extra = _vl_fields(t) if modality == "vl" else {}
+        specs.append(TaskSpec(t.name, modality, t.head_key, num_classes_of(t, cfg), loss_weight=t.loss_weight, **extra))
+    return specs
+
+
+def describe_vl(cfg: ExperimentConfig, specs: list[TaskSpec]) -> list[str]:
+    """Model lines of a vision-and-language config: its parameter counts and those of single-task models."""
+    m, vocab = cfg.model, cfg.model.encoders.text.vocab_size
+    out = [f"model: {m.trunk} trunk, dim {m.dim}, {m.vl.v_layers} visual / {m.vl.t_layers} text layers, {m.num_heads} heads, "
+           f"task tokens {m.vl.task_tokens}, visual input {m.vl.visual}"]
+    c = build_model(m, specs, vocab_size=vocab).parameter_counts()
+    out.append(f"  {'encoders':>10s} {'trunk':>10s} {'task tok.':>10s} {'heads':>10s} {'total':>11s}")
+    out.append(f"  {c['encoders']:10,d} {c['trunk']:10,d} {c['task_tokens']:10,d} {c['heads']:10,d} {c['total']:11,d}")
+    heads = {s.head for s in specs}
+    n_single = sum(
+        build_model(m.model_copy(update={"heads": {k: v for k, v in m.heads.items() if k == s.head}}), [s],
+                    vocab_size=vocab).parameter_counts()["total"] for s in specs)
+    out.append(f"  {len(specs)} single-task models of the same size: {n_single:,d} parameters in all ({len(heads)} shared heads here)")
+    return out
 
 
 def parameter_table(cfg: ExperimentConfig, specs: list[TaskSpec] | None = None, vocab_size: int | None = None) -> list[dict]:
@@ -62,6 +98,8 @@ def describe(cfg: ExperimentConfig) -> str:
         out.append(
             f"  {t.name:16s} {s.modality:8s} {s.head:16s} {s.num_classes:7d} {t.batch_size:5d} {t.lr_mult:7.2f}  {t.source.kind}:{src}"
         )
+    if m.trunk != "shared":
+        return "\n".join([*out, "", *describe_vl(cfg, specs), "", *_footer(cfg, torch)])
     out += ["", f"model: shared trunk, dim {m.dim}, depth {m.depth}, {m.num_heads} heads, mlp x{m.mlp_ratio}"]
     out.append(f"  {'L_adapt':>7s} {'encoders':>10s} {'shared':>10s} {'adapters':>10s} {'heads':>10s} {'total':>11s}")
     for r in parameter_table(cfg, specs):
@@ -70,11 +108,14 @@ def describe(cfg: ExperimentConfig) -> str:
         )
     n_single = sum(build_model(m.model_copy(update={"l_adapt": 0}), [s]).parameter_counts()["total"] for s in specs)
     out.append(f"  {len(specs)} single-task models of the same size: {n_single:,d} parameters in all")
-    out += [
-        "",
-        f"schedule: {cfg.schedule.kind}; {cfg.run.steps} steps; optimizer AdamW lr {cfg.optim.lr}",
+    return "\n".join([*out, "", *_footer(cfg, torch)])
+
+
+def _footer(cfg: ExperimentConfig, torch) -> list[str]:
+    dsg = ", Dynamic Stop-and-Go" if cfg.schedule.dsg.enabled else ""
+    return [
+        f"schedule: {cfg.schedule.kind}{dsg}; {cfg.run.steps} steps; optimizer AdamW lr {cfg.optim.lr}",
         f"environment: python {platform.python_version()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, cuda {'yes' if torch.cuda.is_available() else 'no'}, "
         f"espeak-ng {'yes' if shutil.which('espeak-ng') else 'no (spoken-digits unavailable)'}",
     ]
-    return "\n".join(out)
