@@ -47,6 +47,16 @@ class TaskSpec:
         )
 
 
+def with_total(terms: dict[str, torch.Tensor], loss_weight: float) -> dict[str, torch.Tensor]:
+    """``terms`` plus ``"loss"`` = ``loss_weight`` · the sum of the terms (the dict is returned)."""
+    values = list(terms.values())
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    terms["loss"] = total * loss_weight if loss_weight != 1.0 else total
+    return terms
+
+
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -160,13 +170,7 @@ class CotrainModel(nn.Module):
         spec = self.tasks[task]
         if "label" not in batch:
             raise KeyError(f"task {task!r}: the batch has no 'label' (keys: {sorted(batch)})")
-        terms = self.heads[spec.head].losses(logits, batch["label"])
-        values = list(terms.values())
-        total = values[0]
-        for v in values[1:]:
-            total = total + v
-        terms["loss"] = total * spec.loss_weight if spec.loss_weight != 1.0 else total
-        return terms
+        return with_total(self.heads[spec.head].losses(logits, batch["label"]), spec.loss_weight)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:

@@ -21,7 +21,7 @@ from cotrain.heads.refexp import RefExpHead
 from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
 from cotrain.heads.vqa import VQAHead
-from cotrain.model import TaskSpec
+from cotrain.model import TaskSpec, with_total
 from cotrain.modalities.image import ImageEncoder
 from cotrain.modalities.regions import RegionEncoder
 from cotrain.modalities.text import TextEncoder
@@ -244,10 +244,7 @@ class VLModel(nn.Module):
         """The head's loss terms plus ``"loss"`` = loss_weight · their sum."""
         logits = self(batch, task)
         spec = self.tasks[task]
-        terms = self.heads[spec.head].losses(logits, batch)
-        total = sum(terms.values())
-        terms["loss"] = total * spec.loss_weight if spec.loss_weight != 1.0 else total
-        return terms
+        return with_total(self.heads[spec.head].losses(logits, batch), spec.loss_weight)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:

@@ -18,7 +18,7 @@ step, so resuming needs no position.
 
 from __future__ import annotations
 
-from cotrain.schedules import Schedule
+from cotrain.schedules import Schedule, _below, _check_range, _check_step
 
 CURRICULUM_KINDS = ("none", "curriculum", "anti_curriculum")
 
@@ -103,22 +103,6 @@ class PrePhase(Schedule):
     def describe(self) -> str:
         return (f"{self.label}: {', '.join(self.tasks_first)} round-robin for {self.steps} steps, "
                 f"then {self.base.describe()}")
-
-
-def _check_step(step: int) -> int:
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    return step
-
-
-def _check_range(start: int, stop: int) -> None:
-    if start < 0 or stop < start:
-        raise ValueError(f"need 0 <= start <= stop, got [{start}, {stop})")
-
-
-def _below(n: int, i: int, k: int) -> int:
-    """Number of s in [0, n) with s % k == i."""
-    return (n - i + k - 1) // k if n > i else 0
 
 
 def build_curriculum(kind: str, groups: dict[str, str], first_group: str, steps: int, base):
