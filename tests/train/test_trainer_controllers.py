@@ -8,6 +8,7 @@ import torch
 from synthetic import tiny_cfg, tiny_data
 
 from cotrain.config import ConfigError, config_from_dict
+from cotrain.train.logging import read_log
 from cotrain.train.trainer import Trainer, warmup_steps
 
 
@@ -33,6 +34,9 @@ def test_dsg_stops_tasks_and_stopped_tasks_train_every_delta(tmp_path):
     assert t.step == 60
     evals = [h for h in t.history if h.get("dsg")]
     assert len(evals) >= 6 and all("dsg_state" in h for h in evals)
+    logged = [r for r in read_log(t.out_dir / "log.jsonl") if r["kind"] == "dsg"]
+    assert len(logged) == len(evals)
+    assert [(r["step"], r["task"]) for r in logged if r.get("dsg_change") == "stop"] == [(h[0], h[1]) for h in stops]
 
 
 def test_dsg_off_trains_every_offered_step(tmp_path):

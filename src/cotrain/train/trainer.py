@@ -285,8 +285,11 @@ class Trainer:
         """Feed DSG the task's validation metric at the end of one of its epochs (logged)."""
         r = self.evaluate("val", self.cfg.run.eval_max_batches, [task])[task]
         change = self.dsg.observe(task, r["value"], self.step)
-        self.history.append({"step": self.step, "split": "val", "dsg": True, f"{task}/{r['metric']}": round(r["value"], 5),
-                             "dsg_state": self.dsg.state(task), **({"dsg_change": change} if change else {})})
+        record = {f"{task}/{r['metric']}": round(r["value"], 5), "dsg_state": self.dsg.state(task),
+                  **({"dsg_change": change} if change else {})}
+        self.history.append({"step": self.step, "split": "val", "dsg": True, **record})
+        if getattr(self, "_logger", None) is not None:  # one JSONL record per task epoch (TB: the metric)
+            self._logger.log("dsg", self.step, task=task, **record)
 
     def evaluate(
         self, split: str = "val", max_batches: int | None = None, tasks: list[str] | None = None
@@ -313,6 +316,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
         logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0)
+        self._logger = logger
         if self.step == 0:
             logger.log("event", 0, message="start", schedule=self.schedule.describe(), params=self.model.parameter_counts()["total"])
         bar = tqdm(total=run.steps, initial=self.step, disable=not run.progress, dynamic_ncols=True, unit="step")
