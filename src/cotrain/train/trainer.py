@@ -15,6 +15,9 @@ is fed the task's validation metric at the end of each of its epochs (one pass o
 A step whose every task is stopped makes no update but still counts. With ``optim.decay: step`` the
 learning rate drops at ``optim.lr_drops`` and DSG applies its ``lr_drop`` policy there.
 
+Under ``torchrun`` every rank trains the same task each step on its own batches and gradients are
+averaged before the update (:mod:`cotrain.train.distributed`); rank 0 writes logs and checkpoints.
+
 Exact resume: the schedule is a pure function of the global step, batch iterators are
 ``(epoch, position)``, DSG's state is saved, and the checkpoint holds weights, optimizer state and
 the torch RNG state, so a run stopped at step k and resumed ends with the same weights as an
@@ -39,12 +42,23 @@ from ..model import CotrainModel, TaskSpec, build_model
 from ..schedules import build_schedule
 from .checkpoint import load_checkpoint, optimizer_from_flat, save_checkpoint
 from .curriculum import build_curriculum
+from .distributed import all_reduce_gradients, barrier, init_distributed, rank_device
 from .dsg import DynamicStopAndGo
 from .evaluate import evaluate_task, task_metric
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
 
 STATE_VERSION = 1
+
+
+class NullLogger:
+    """The logger of ranks other than 0 under torchrun: writes nothing."""
+
+    def log(self, kind: str, step: int, **fields: Any) -> dict:
+        return {"kind": kind, "step": int(step), **fields}
+
+    def close(self) -> None:
+        pass
 
 
 class TrainingDiverged(RuntimeError):
@@ -115,7 +129,8 @@ class Trainer:
         run = cfg.run
         if run.threads:
             torch.set_num_threads(run.threads)
-        self.device = torch.device(run.device)
+        self.dist = init_distributed(run.device)
+        self.device = torch.device(rank_device(run.device, self.dist))
         self.out_dir = Path(run.out_dir)
         if data is None:
             data, tokenizer = build_all_task_data(cfg, progress=run.progress)
@@ -153,7 +168,7 @@ class Trainer:
             )
         self.warmup_steps = warmup_steps(cfg)
         self.iterators = {
-            t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i)
+            t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i + 7919 * self.dist.rank)
             for i, t in enumerate(cfg.tasks)
         }
         mults = {t.name: t.lr_mult for t in cfg.tasks}
@@ -186,7 +201,11 @@ class Trainer:
             "history": self.history,
         }
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only under torchrun; the other ranks wait for it)."""
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return self.last_checkpoint
         vocab_file = None
         if self.tokenizer is not None:
             vocab_file = self.out_dir / "vocab.txt"
@@ -200,6 +219,7 @@ class Trainer:
             vocab_file=vocab_file,
             keep=self.cfg.run.keep_checkpoints,
         )
+        barrier(self.dist)
         return self.last_checkpoint
 
     def restore(self, path: str | Path) -> None:
@@ -267,6 +287,8 @@ class Trainer:
             self.task_steps[task] += 1
             self.task_time[task] += time.perf_counter() - t0
         t0 = time.perf_counter()
+        if self.dist.enabled:
+            all_reduce_gradients(self.model.parameters(), self.dist.world_size)
         if o.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
         self.optimizer.step()
@@ -313,13 +335,15 @@ class Trainer:
         """
         run = self.cfg.run
         end = min(run.steps, stop_at) if stop_at is not None else run.steps
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
-        logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0)
+        main = self.dist.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
+        logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0) if main else NullLogger()
         self._logger = logger
         if self.step == 0:
             logger.log("event", 0, message="start", schedule=self.schedule.describe(), params=self.model.parameter_counts()["total"])
-        bar = tqdm(total=run.steps, initial=self.step, disable=not run.progress, dynamic_ncols=True, unit="step")
+        bar = tqdm(total=run.steps, initial=self.step, disable=not (run.progress and main), dynamic_ncols=True, unit="step")
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         window_start, window_step = time.perf_counter(), self.step
@@ -353,7 +377,8 @@ class Trainer:
             for name, r in results.items():
                 r["steps"] = self.task_steps[name]
                 r["time_s"] = round(self.task_time[name], 2)
-            (self.out_dir / "results.json").write_text(json.dumps(results, indent=1))
+            if main:
+                (self.out_dir / "results.json").write_text(json.dumps(results, indent=1))
             return results
         finally:
             bar.close()
