@@ -93,6 +93,29 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def cached_splits(
+    path: Path | None, required: tuple[str, ...], generate: Callable[[str], dict[str, np.ndarray]]
+) -> tuple[dict[str, Split], dict[str, dict[str, np.ndarray]], bool]:
+    """The three splits of a generated task: loaded from the npz cache ``path`` when it holds every
+    ``required`` array of every split, else ``generate(split) -> arrays`` per split and saved there
+    (atomically). Arrays named ``_x`` are not inputs: they come back as ``extra[split]["x"]``.
+    Returns ``(splits, extra, from_cache)``."""
+    flat = _load_npz(path) if path is not None else None
+    if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in required):
+        flat = None  # not one of ours / incomplete: regenerate
+    cached = flat is not None
+    if flat is None:
+        flat = {f"{split}/{k}": v for split in SPLITS for k, v in generate(split).items()}
+        if path is not None:
+            _save_npz(path, flat)
+    splits, extra = {}, {}
+    for split in SPLITS:
+        arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
+        extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
+        splits[split] = Split(arrays)
+    return splits, extra, cached
+
+
 def build_world_task(
     name: str,
     *,
@@ -144,23 +167,10 @@ def build_world_task(
         params["espeak"] = speech.speech_fingerprint()
 
     path = Path(cache_dir) / f"{name}-{cache_key(name, params)}.npz" if cache_dir is not None else None
-    flat = _load_npz(path) if path is not None else None
-    if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in (modality, "label")):
-        flat = None  # not one of ours / incomplete: regenerate
-    cached = flat is not None
-    if flat is None:
-        flat = {}
-        for split in SPLITS:
-            for key, arr in _GENERATORS[name](name, seed, split, sizes[split], cfg).items():
-                flat[f"{split}/{key}"] = arr
-        if path is not None:
-            _save_npz(path, flat)
-
-    splits, extra = {}, {}
-    for split in SPLITS:
-        arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
-        extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
-        splits[split] = Split(arrays)
+    splits, extra, cached = cached_splits(
+        path, (modality, "label"),
+        lambda split: _GENERATORS[name](name, seed, split, sizes[split], cfg),
+    )
     meta: dict = {
         "source": "world",
         "params": params,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ...arrays import Split, TaskData
+from ...arrays import TaskData
 from .. import build as world_build
 from ..common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, balanced_labels, example_rng, split_indices, task_seed
 from ..scene import Scene
@@ -251,23 +251,15 @@ def build_vl_world_task(
     params = {**{f"n_{k}": v for k, v in sizes.items()}, "seed": seed, "image_size": image_size,
               "max_regions": max_regions}
     path = Path(cache_dir) / f"vl-{name}-{vl_cache_key(name, params)}.npz" if cache_dir is not None else None
-    flat = world_build._load_npz(path) if path is not None else None
-    keys = COMMON_KEYS + REQUIRED[spec.head_type]
-    if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in keys):
-        flat = None  # not one of ours / incomplete: regenerate
-    cached = flat is not None
-    if flat is None:
-        ctx = _Ctx(name, seed, task_seed(seed, name), task_stream(name, seed, image_size),
-                   Visuals(seed, image_size, max_regions), progress)
-        flat = {f"{split}/{k}": v for split in SPLITS for k, v in _GENERATORS[spec.head_type](ctx, split, sizes[split]).items()}
-        if path is not None:
-            world_build._save_npz(path, flat)
+    ctx: list[_Ctx] = []  # built on the first split generated (not at all on a cache hit)
 
-    splits, extra = {}, {}
-    for split in SPLITS:
-        arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
-        extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
-        splits[split] = Split(arrays)
+    def generate(split: str) -> dict[str, np.ndarray]:
+        if not ctx:
+            ctx.append(_Ctx(name, seed, task_seed(seed, name), task_stream(name, seed, image_size),
+                            Visuals(seed, image_size, max_regions), progress))
+        return _GENERATORS[spec.head_type](ctx[0], split, sizes[split])
+
+    splits, extra, cached = world_build.cached_splits(path, COMMON_KEYS + REQUIRED[spec.head_type], generate)
     meta = {
         "head_type": spec.head_type,
         "group": spec.group,
