@@ -61,7 +61,34 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-class CotrainModel(nn.Module):
+def group_by_head(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, list[TaskSpec]]:
+    """Tasks per head key, in order of first use; a ``model.heads`` entry no task uses is an error."""
+    by_head: dict[str, list[TaskSpec]] = {}
+    for spec in tasks:
+        by_head.setdefault(spec.head, []).append(spec)
+    unused = sorted(set(cfg.heads) - set(by_head))
+    if unused:
+        raise ValueError(f"model.heads has entries no task uses: {unused}; task heads: {sorted(by_head)}")
+    return by_head
+
+
+class TaskLookup:
+    """``spec(task)`` and ``head(task)`` of a model with ``tasks`` (name -> TaskSpec) and ``heads``."""
+
+    tasks: dict[str, TaskSpec]
+    heads: nn.ModuleDict
+
+    def spec(self, task: str) -> TaskSpec:
+        try:
+            return self.tasks[task]
+        except KeyError:
+            raise KeyError(f"no task named {task!r}; tasks: {list(self.tasks)}") from None
+
+    def head(self, task: str) -> nn.Module:
+        return self.heads[self.spec(task).head]
+
+
+class CotrainModel(TaskLookup, nn.Module):
     def __init__(self, cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> None:
         super().__init__()
         if cfg.trunk != "shared":
@@ -104,12 +131,7 @@ class CotrainModel(nn.Module):
 
     @staticmethod
     def _resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> tuple[dict[str, HeadConfig], dict[str, int]]:
-        by_head: dict[str, list[TaskSpec]] = {}
-        for spec in tasks:
-            by_head.setdefault(spec.head, []).append(spec)
-        unused = sorted(set(cfg.heads) - set(by_head))
-        if unused:
-            raise ValueError(f"model.heads has entries no task uses: {unused}; task heads: {sorted(by_head)}")
+        by_head = group_by_head(cfg, tasks)
         head_cfgs: dict[str, HeadConfig] = {}
         head_classes: dict[str, int] = {}
         for key, specs in by_head.items():
@@ -142,15 +164,6 @@ class CotrainModel(nn.Module):
         return head_cfgs, head_classes
 
     # ------------------------------------------------------------------ running
-    def spec(self, task: str) -> TaskSpec:
-        try:
-            return self.tasks[task]
-        except KeyError:
-            raise KeyError(f"no task named {task!r}; tasks: {list(self.tasks)}") from None
-
-    def head(self, task: str) -> nn.Module:
-        return self.heads[self.spec(task).head]
-
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk output ``[B, L, D]`` (after the final LayerNorm) and the token mask."""
         spec = self.spec(task)

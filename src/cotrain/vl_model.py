@@ -21,7 +21,7 @@ from cotrain.heads.refexp import RefExpHead
 from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
 from cotrain.heads.vqa import VQAHead
-from cotrain.model import TaskSpec, with_total
+from cotrain.model import TaskLookup, TaskSpec, group_by_head, with_total
 from cotrain.modalities.image import ImageEncoder
 from cotrain.modalities.regions import RegionEncoder
 from cotrain.modalities.text import TextEncoder
@@ -54,7 +54,7 @@ def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-class VLModel(nn.Module):
+class VLModel(TaskLookup, nn.Module):
     """``VLModel(cfg, tasks, vocab_size)``; every task has ``modality == "vl"`` and a ``head_type``.
 
     Tasks with the same ``spec.head`` share one head and must agree on its type (and, for the
@@ -140,12 +140,7 @@ class VLModel(nn.Module):
 
     @staticmethod
     def _resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, tuple[str, int, int | None, float]]:
-        by_head: dict[str, list[TaskSpec]] = {}
-        for spec in tasks:
-            by_head.setdefault(spec.head, []).append(spec)
-        unused = sorted(set(cfg.heads) - set(by_head))
-        if unused:
-            raise ValueError(f"model.heads has entries no task uses: {unused}; task heads: {sorted(by_head)}")
+        by_head = group_by_head(cfg, tasks)
         resolved = {}
         for key, specs in by_head.items():
             names = [s.name for s in specs]
@@ -170,15 +165,6 @@ class VLModel(nn.Module):
         return resolved
 
     # ------------------------------------------------------------------ running
-    def spec(self, task: str) -> TaskSpec:
-        try:
-            return self.tasks[task]
-        except KeyError:
-            raise KeyError(f"no task named {task!r}; tasks: {list(self.tasks)}") from None
-
-    def head(self, task: str) -> nn.Module:
-        return self.heads[self.spec(task).head]
-
     def task_token_id(self, task: str) -> int | None:
         """The task token id of ``task`` (None with ``task_tokens: none``)."""
         self.spec(task)
