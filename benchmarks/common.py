@@ -447,6 +447,28 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("--workers and --threads must be >= 1")
 
 
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt().close(fig)
+
+
+def publish(out: str | Path, section: str, parts: list[str], echo: list[str], wall: float,
+            written: Iterable[Path] = ()) -> None:
+    """Write the non-empty ``parts`` as section ``section`` of ``out``, then print ``echo`` (the
+    tables and sentences a reader of the console wants) and what was written."""
+    write_section(out, section, "\n\n".join(x for x in parts if x))
+    for block in echo:
+        if block:
+            print()
+            print(block)
+    files = " and ".join([str(out), *map(str, written)])
+    print(f"\nwrote section {section} of {files}")
+    print(f"total wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+
+
 def plt():
     """matplotlib.pyplot on the Agg backend (no display)."""
     import matplotlib

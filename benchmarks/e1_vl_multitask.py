@@ -42,10 +42,7 @@ def plot_dsg(history: list, tasks: list[str], steps: int, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("training step")
     ax.set_title("Dynamic Stop-and-Go: thick = go, thin = stop (update every Δ-th iteration)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     stops = sum(1 for h in hist if h[2] == "stop")
     goes = sum(1 for h in hist if h[2] == "go")
     wall = time.perf_counter() - t0
-    md = "\n\n".join([
+    common.publish(args.out, "E1", [
         "## E1 — single-task vs group-task vs all-task (12-in-1 Table 2)",
         common.header(all_raw["run"]["device"], args.workers),
         f"Setup: preset `{args.preset}`; co-attention trunk dim {p.dim}, {p.v_layers} visual / {p.t_layers} text layers, "
@@ -148,11 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "(the paper's Figure 2, left):",
         f"![E1 DSG states]({img.relative_to(Path(args.out).parent)})",
         f"Total wall time: {wall / 60:.1f} min (data preparation {prep:.0f} s).",
-    ])
-    common.write_section(args.out, "E1", md)
-    print(table)
-    print(sentence)
-    print(f"wrote section E1 of {args.out} and {img}; total wall time {wall:.0f} s")
+    ], [table, sentence], wall, [img])
     return 0
 
 

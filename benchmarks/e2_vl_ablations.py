@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the paper finds per-dataset tokens + DSG best and vanilla worst."
     )
     wall = time.perf_counter() - t0
-    md = "\n\n".join([
+    common.publish(args.out, "E2", [
         "## E2 — ablations: task tokens, DSG, curriculum (12-in-1 Table 6)",
         common.header(raws[0]["run"]["device"], args.workers),
         f"Setup: preset `{args.preset}`, the E1 all-task recipe and size, {s * len(tasks):,} steps per run; curriculum "
@@ -79,11 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "Per task (×100):",
         per_task,
         f"Total wall time: {wall / 60:.1f} min (data preparation {prep:.0f} s).",
-    ])
-    common.write_section(args.out, "E2", md)
-    print(table)
-    print(sentence)
-    print(f"wrote section E2 of {args.out}; total wall time {wall:.0f} s")
+    ], [table, sentence], wall, [])
     return 0
 
 

@@ -41,10 +41,7 @@ def plot(tasks: list[str], matrix: dict, path: Path) -> None:
         for j in range(len(tasks)):
             ax.text(j, i, f"{m[i, j]:+.1f}", ha="center", va="center", fontsize=9)
     fig.colorbar(im, ax=ax, label="% change vs single-task")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     img = Path(args.out).parent / "img" / "e3_transfer.png"
     plot(tasks, matrix, img)
     wall = time.perf_counter() - t0
-    md = "\n\n".join([
+    common.publish(args.out, "E3", [
         "## E3 — pairwise transfer between task groups (12-in-1 Table 3)",
         common.header(raws[0]["run"]["device"], args.workers),
         f"Setup: preset `{args.preset}`, the E1 recipe and size; S = {s} steps per task (a pair trains {2 * s}, a triplet "
@@ -95,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         sentence,
         f"![E3 transfer]({img.relative_to(Path(args.out).parent)})",
         f"Total wall time: {wall / 60:.1f} min (data preparation {prep:.0f} s).",
-    ])
-    common.write_section(args.out, "E3", md)
-    print(table)
-    print(sentence)
-    print(f"wrote section E3 of {args.out} and {img}; total wall time {wall:.0f} s")
+    ], [table, sentence], wall, [img])
     return 0
 
 

@@ -141,10 +141,7 @@ def plot(rows: dict[str, dict], tasks: list[str], chance: dict[str, float], path
     ax.set_ylim(0, 1)
     ax.set_title("E4: co-training schedules at equal compute")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(one-task schedules: {s * len(tasks):,} steps of one batch; `accumulate`: {s:,} steps of {len(tasks)} batches). "
         + weighting_text(args, tasks)
     )
-    md = "\n\n".join(x for x in [
+    common.publish(args.out, SECTION, [
         "## E4 — co-training schedules (PolyViT Table 1)",
         common.header(device, args.workers, args.threads, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         setup,
@@ -214,15 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         *sentences,
         f"![E4 schedules]({link})",
         f"Total wall time: {wall / 60:.1f} min (data preparation {prep:.0f} s).",
-    ] if x)
-    common.write_section(args.out, SECTION, md)
-    print()
-    print(table)
-    print()
-    for sline in sentences:
-        print(sline)
-    print(f"\nwrote section {SECTION} of {args.out} and {img}")
-    print(f"total wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    ], [table, "\n".join(sentences)], wall, [img])
     return 0
 
 

@@ -129,10 +129,7 @@ def plot(setups: dict[str, dict[str, float]], tasks, probes: dict[str, dict[str,
         ax.set_ylim(0, 1)
         ax.set_title("(b) linear probes on held-out tasks")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         f"S × {len(tasks)} steps with the uniform schedule (equal total compute). Linear probes: "
         f"full-batch softmax regression on standardised class-token features, 100 epochs, test accuracy."
     )
-    md = "\n\n".join(x for x in [
+    common.publish(args.out, SECTION, [
         "## E5 — co-training vs single-task, and linear probes (PolyViT Tables 2–3)",
         common.header(device, args.workers, args.threads, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         setup,
@@ -258,21 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         *sent_b,
         f"![E5 co-training vs single-task]({link})",
         f"Total wall time: {wall / 60:.1f} min (data preparation {prep:.0f} s).",
-    ] if x)
-    common.write_section(args.out, SECTION, md)
-    print()
-    print(table_a)
-    print()
-    for line in sent_a:
-        print(line)
-    if held:
-        print()
-        print(table_b)
-        print()
-        for line in sent_b:
-            print(line)
-    print(f"\nwrote section {SECTION} of {args.out} and {img}")
-    print(f"total wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    ], [table_a, "\n".join(sent_a), table_b, "\n".join(sent_b)], wall, [img])
     return 0
 
 
