@@ -10,13 +10,12 @@ sub-layer is pre-LN: ``x + dp(sublayer(LN(x)))``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cotrain.trunks.layers import DropPath, Mlp, init_vit_weights, key_padding_to_attn_mask
+from cotrain.trunks.layers import DropPath, Mlp, MultiHeadBase, init_vit_weights
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(MultiHeadBase):
     """Multi-head attention of queries ``x [B, Lq, D]`` over a context ``ctx [B, Lk, D]``.
 
     ``ctx_mask``: key padding ``[B, Lk]`` bool (True = real) or None; padded keys get no weight.
@@ -25,28 +24,17 @@ class CrossAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        super().__init__(dim, num_heads, dropout)
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.attn_dropout = dropout
-        self.proj_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, lq, d = x.shape
+        b, lq, _ = x.shape
         lk = ctx.shape[1]
         q = self.q(x).view(b, lq, self.num_heads, self.head_dim).transpose(1, 2)
         k, v = self.kv(ctx).view(b, lk, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=key_padding_to_attn_mask(ctx_mask),
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )  # [B, H, Lq, hd]
-        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, lq, d)))
+        return self.attend(q, k, v, ctx_mask)
 
 
 class CoAttentionLayer(nn.Module):

@@ -54,12 +54,9 @@ def key_padding_to_attn_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask[:, None, None, :]
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention``.
-
-    ``mask``: key-padding ``[B, L]`` or an SDPA mask ``[B, 1, 1, L]``; padded keys get no weight.
-    Every row must have a real key (the class token always is), so no row is fully masked.
-    """
+class MultiHeadBase(nn.Module):
+    """What self- and cross-attention share: head split, fused SDPA with a key-padding mask,
+    output projection. Subclasses make ``q [B, H, Lq, hd]``, ``k``, ``v [B, H, Lk, hd]``."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -67,20 +64,36 @@ class Attention(nn.Module):
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
         self.attn_dropout = dropout
         self.proj_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``[B, H, Lq, hd]`` queries over keys / values → ``[B, Lq, D]`` after ``self.proj``."""
         y = F.scaled_dot_product_attention(
             q, k, v,
             attn_mask=key_padding_to_attn_mask(mask),
             dropout_p=self.attn_dropout if self.training else 0.0,
-        )  # [B, H, L, hd]
-        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+        )  # [B, H, Lq, hd]
+        b, _, lq, _ = q.shape
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, lq, self.num_heads * self.head_dim)))
+
+
+class Attention(MultiHeadBase):
+    """Multi-head self-attention through ``F.scaled_dot_product_attention``.
+
+    ``mask``: key-padding ``[B, L]`` or an SDPA mask ``[B, 1, 1, L]``; padded keys get no weight.
+    Every row must have a real key (the class token always is), so no row is fully masked.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.attend(q, k, v, mask)
 
 
 class Mlp(nn.Module):
