@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cotrain.heads.vl_common import get_label
+from cotrain.heads.vl_common import float_targets, single_view
 from cotrain.trunks.layers import init_vit_weights
 from cotrain.trunks.vl_output import VLOutput
 
@@ -41,18 +41,12 @@ class RefExpHead(nn.Module):
         self.apply(init_vit_weights)
 
     def forward(self, out: VLOutput) -> torch.Tensor:
-        if out.views:
-            raise ValueError(f"the refexp head takes one image per example, got K = {out.views} views")
+        single_view(out, "refexp")
         logits = self.score(self.drop(out.regions)).squeeze(-1)  # [B, R]
         return logits.masked_fill(~out.region_mask, torch.finfo(logits.dtype).min)
 
     def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = get_label(batch, "refexp")
-        if target.shape != logits.shape or not target.is_floating_point():
-            raise ValueError(
-                f"the refexp head needs float IoU targets label {tuple(logits.shape)} (one per proposal), "
-                f"got {target.dtype} {tuple(target.shape)}"
-            )
+        target = float_targets(batch, logits, "refexp", "IoU targets (one per proposal)")
         mask = batch.get("region_mask")
         if mask is None or mask.shape != logits.shape:
             mask = logits > torch.finfo(logits.dtype).min

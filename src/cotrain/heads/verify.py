@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cotrain.heads.vl_common import SimpleClassifier, class_ids, get_label
+from cotrain.heads.vl_common import SimpleClassifier, class_ids, get_label, single_view
 from cotrain.trunks.vl_output import VLOutput
 
 
@@ -73,6 +73,5 @@ class SNLIVEHead(_SoftmaxHead):
         self.classifier = SimpleClassifier(dim, hidden or 2 * dim, num_classes, dropout)
 
     def forward(self, out: VLOutput) -> torch.Tensor:
-        if out.views:
-            raise ValueError(f"the SNLI-VE head takes one image per example, got K = {out.views} views")
+        single_view(out, "SNLI-VE")
         return self.classifier(out.joint())

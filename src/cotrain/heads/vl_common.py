@@ -38,3 +38,19 @@ def class_ids(label: torch.Tensor, logits: torch.Tensor, head: str) -> torch.Ten
     if label.shape != logits.shape[:1]:
         raise ValueError(f"the {head} head needs label [B] = [{logits.shape[0]}], got {tuple(label.shape)}")
     return label.long()
+
+
+def single_view(out, head: str) -> None:
+    """Refuse a batch with a view axis (K images per example) for a one-image head."""
+    if out.views:
+        raise ValueError(f"the {head} head takes one image per example, got K = {out.views} views")
+
+
+def float_targets(batch: dict[str, torch.Tensor], logits: torch.Tensor, head: str, what: str) -> torch.Tensor:
+    """``batch["label"]`` as float targets of ``logits``' shape (``what`` names them in the error)."""
+    target = get_label(batch, head)
+    if target.shape != logits.shape or not target.is_floating_point():
+        raise ValueError(
+            f"the {head} head needs float {what} label {tuple(logits.shape)}, got {target.dtype} {tuple(target.shape)}"
+        )
+    return target

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cotrain.heads.vl_common import SimpleClassifier, get_label
+from cotrain.heads.vl_common import SimpleClassifier, float_targets, single_view
 from cotrain.trunks.vl_output import VLOutput
 
 
@@ -34,17 +34,11 @@ class VQAHead(nn.Module):
         self.classifier = SimpleClassifier(dim, hidden or 2 * dim, num_classes, dropout)
 
     def forward(self, out: VLOutput) -> torch.Tensor:
-        if out.views:
-            raise ValueError(f"the VQA head takes one image per example, got K = {out.views} views")
+        single_view(out, "VQA")
         return self.classifier(out.joint())
 
     def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = get_label(batch, "vqa")
-        if target.shape != logits.shape or not target.is_floating_point():
-            raise ValueError(
-                f"the VQA head needs float soft scores label {tuple(logits.shape)}, "
-                f"got {target.dtype} {tuple(target.shape)}"
-            )
+        target = float_targets(batch, logits, "VQA", "soft scores")
         bce = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
         return {"bce": bce * logits.shape[-1]}
 
