@@ -40,9 +40,9 @@ def load_image_input(image: Any, visual: str, max_regions: int, image_size: int)
     if path.suffix.lower() == ".npz":
         if visual != "regions":
             raise ValueError(f"{path}: a region file needs a region model; this model reads pixels")
-        from .data.formats.vl.regions import NpzRegionStore
+        from .data.formats.vl.regions import read_npz_regions
 
-        r = NpzRegionStore(path.parent).get(path.stem)
+        r = read_npz_regions(path)
         return _pad(r.features, r.boxes, np.ones(len(r.features), dtype=bool), max_regions)
     if path.suffix.lower() in PICTURE_SUFFIXES:
         if visual != "pixels":

@@ -132,23 +132,30 @@ class NpzRegionStore(_IndexedStore):
         path = self._index().get(k)
         if path is None:
             raise MissingImageError(f"no region features for image {key!r} (no {k}.npz)", self.folder)
-        where = f"image {key!r}"
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-            raise DataError(f"{where}: cannot read the .npz file: {type(err).__name__}: {err}", path) from err
-        feats = arrays.get("features", arrays.get("x"))
-        boxes = arrays.get("boxes", arrays.get("bbox"))
-        if feats is None or boxes is None:
-            raise DataError(f"{where}: needs arrays 'features' and 'boxes'; the file has {sorted(arrays)}", path)
-        if "image_w" in arrays and "image_h" in arrays:
-            w, h = arrays["image_w"], arrays["image_h"]
-        elif "image_size" in arrays and np.asarray(arrays["image_size"]).size == 2:
-            w, h = np.asarray(arrays["image_size"]).reshape(2)
-        else:
-            raise DataError(f"{where}: needs scalars 'image_w' and 'image_h' or 'image_size' = [w, h]", path)
-        return make_regions(feats, boxes, w, h, where, path)
+        return read_npz_regions(path, f"image {key!r}")
+
+
+def read_npz_regions(path: str | os.PathLike, where: str | None = None) -> RegionFeatures:
+    """One region file (the layout of :class:`NpzRegionStore`) → :class:`RegionFeatures`;
+    ``where`` names the image in errors (default: the file name)."""
+    path = Path(path)
+    where = where or path.name
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{where}: cannot read the .npz file: {type(err).__name__}: {err}", path) from err
+    feats = arrays.get("features", arrays.get("x"))
+    boxes = arrays.get("boxes", arrays.get("bbox"))
+    if feats is None or boxes is None:
+        raise DataError(f"{where}: needs arrays 'features' and 'boxes'; the file has {sorted(arrays)}", path)
+    if "image_w" in arrays and "image_h" in arrays:
+        w, h = arrays["image_w"], arrays["image_h"]
+    elif "image_size" in arrays and np.asarray(arrays["image_size"]).size == 2:
+        w, h = np.asarray(arrays["image_size"]).reshape(2)
+    else:
+        raise DataError(f"{where}: needs scalars 'image_w' and 'image_h' or 'image_size' = [w, h]", path)
+    return make_regions(feats, boxes, w, h, where, path)
 
 
 def _raise_csv_field_limit() -> None:
