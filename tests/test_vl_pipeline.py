@@ -14,7 +14,7 @@ from cotrain.api import load
 from cotrain.cli import main
 from cotrain.config import config_from_dict, dump_config
 from cotrain.data.sources import build_all_task_data
-from cotrain.train.finetune import finetune
+from cotrain.train.finetune import finetune, transfer_weights
 from cotrain.train.trainer import Trainer
 
 TASKS = {"vqa": "G1", "coco-ir": "G2", "refcoco": "G3", "nlvr": "G4"}
@@ -94,7 +94,7 @@ def test_finetune_starts_from_the_multitask_weights(trained):
     assert ft.model.trunk.task_tokens.num == 1
     # before training the task token row was copied from the multi-task model's refcoco row
     fresh = Trainer(ft.cfg, data={"refcoco": data["refcoco"]}, tokenizer=ft.tokenizer)
-    transfer_fresh = finetune.__globals__["transfer_weights"](fresh.model, trainer.model, "refcoco")
+    transfer_fresh = transfer_weights(fresh.model, trainer.model, "refcoco")
     assert transfer_fresh["copied"] > 0
     src = trainer.model.trunk.task_tokens.embed.weight[trainer.model.task_token_id("refcoco")]
     torch.testing.assert_close(fresh.model.trunk.task_tokens.embed.weight[0], src)
