@@ -170,3 +170,18 @@ def test_info_describes_a_vl_config(capsys):
     out = capsys.readouterr().out
     assert "coattention trunk" in out and "task tokens dataset" in out and "Dynamic Stop-and-Go" in out
     assert "| " not in out and "refcoco+" in out and "12 single-task models" in out
+
+
+def test_cli_train_with_dsg_and_the_default_progress_bar(tmp_path, capsys):
+    # `cotrain train --vl`'s defaults: DSG on and the progress bar on; a task DSG stops must not end the run
+    raw = vl_raw(tmp_path, schedule={"dsg": {"enabled": True, "delta": 3, "converge_tol": 10.0, "relative": False,
+                                             "converge_epochs": 1, "diverge_tol": 10.0}},
+                 run={"steps": 64, "checkpoint_every": 64})
+    del raw["run"]["progress"]
+    cfg_file = tmp_path / "vl.yaml"
+    cfg_file.write_text(dump_config(config_from_dict(raw)))
+    assert main(["train", str(cfg_file)]) == 0
+    captured = capsys.readouterr()
+    assert "64/64" in captured.err and "tasks beat chance" in captured.out
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("dsg_change") == "stop" for r in log if r["kind"] == "dsg")

@@ -98,3 +98,14 @@ def test_step_decay_drops_lr_and_resets_dsg(tmp_path):
     t.fit(stop_at=41)
     assert abs(t.optimizer.param_groups[0]["lr"] - cfg.optim.lr * 0.1) < 1e-12
     assert t.dsg.state("img") == "go" and t.dsg.state("aud") == "go"  # lr_drop: reset (the default)
+
+
+def test_dsg_run_with_the_progress_bar_on_runs_to_completion(tmp_path, capsys):
+    # the progress bar is the default; when DSG stops the step's only task the step trains nothing
+    # (no loss to show) -- this used to raise StopIteration from the bar's description
+    cfg = dsg_cfg(tmp_path, progress=True)
+    t = Trainer(cfg, data=tiny_data(("img", "aud")))
+    results = t.fit()
+    assert t.step == 60 and set(results) == {"img", "aud"}
+    assert sum(t.task_steps.values()) < 60  # some steps had every task stopped
+    assert "60/60" in capsys.readouterr().err  # the bar ran to the end

@@ -354,8 +354,8 @@ class Trainer:
                     sums[task] = sums[task] + val if task in sums else val
                     counts[task] = counts.get(task, 0) + 1
                 bar.update(1)
-                if run.progress:
-                    bar.set_description_str(next(iter(losses)), refresh=False)
+                if run.progress:  # a step whose tasks DSG stopped trains nothing: no loss to name
+                    bar.set_description_str(next(iter(losses), "(stopped)"), refresh=False)
                 if self.step % run.log_every == 0 or self.step == end:
                     rate = (self.step - window_step) / max(time.perf_counter() - window_start, 1e-9)
                     mean = {t: float(sums[t]) / counts[t] for t in sums}
