@@ -163,3 +163,29 @@ def test_help_texts_explain():
         assert cmd in out
     out = subprocess.run([sys.executable, "-m", "cotrain.cli", "probe", "--help"], capture_output=True, text=True).stdout
     assert "linear head" in out and "--task" in out
+
+
+def test_info_describes_a_text_task(tmp_path, capsys):
+    tsv = tmp_path / "reviews.tsv"
+    tsv.write_text("".join(f"good movie {i}\tpos\nbad film {i}\tneg\nokay show {i}\tmeh\n" for i in range(10)))
+    cfg = tmp_path / "text.yaml"
+    cfg.write_text(yaml.safe_dump({"tasks": [{"name": "reviews", "source": {"kind": "text_tsv", "path": str(tsv)}}],
+                                   "model": {"encoders": {"text": {"vocab_size": 500}}}}))
+    assert main(["info", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("reviews"))
+    assert row.split()[1:4] == ["text", "reviews", "3"]
+    assert "up to 500 word pieces" in out and "single-task models" in out
+
+
+def test_info_says_a_real_vqa_vocabulary_comes_from_the_data(tmp_path, capsys):
+    cfg = tmp_path / "vqa.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "tasks": [{"name": "vqa", "head": "vqa", "source": {
+            "kind": "vqa_v2", "regions": "feats", "files": {"train": {"questions": "q.json", "annotations": "a.json"}}}}],
+        "model": {"trunk": "coattention", "heads": {"vqa": {"type": "vqa"}}}}))
+    assert main(["info", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("vqa "))
+    assert row.split()[3] == "data" and "3129" not in out
+    assert "built from the annotations" in out
