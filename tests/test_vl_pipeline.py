@@ -70,6 +70,8 @@ def test_training_reports_each_head_metric(trained):
     assert {t: r["metric"] for t, r in results.items()} == {"vqa": "vqa", "coco-ir": "recall", "refcoco": "refexp",
                                                             "nlvr": "top1"}
     assert set(results["coco-ir"]["details"]) == {f"{d}_r{k}" for d in ("c2i", "i2c") for k in (1, 5, 10)}
+    assert set(results["vqa"]["details"]) == {"yes/no", "number", "other"}  # accuracy per answer type
+    assert all(0.0 <= v <= 1.0 for v in results["vqa"]["details"].values())
     assert results["coco-ir"]["chance"] == pytest.approx(1 / len(np.unique(data["coco-ir"].test.arrays["image_id"])))
     for r in results.values():
         assert 0.0 <= r["value"] <= 1.0 and r["n"] == 12
@@ -185,3 +187,56 @@ def test_cli_train_with_dsg_and_the_default_progress_bar(tmp_path, capsys):
     assert "64/64" in captured.err and "tasks beat chance" in captured.out
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any(r.get("dsg_change") == "stop" for r in log if r["kind"] == "dsg")
+
+
+def test_cli_predict_asks_every_repeated_question_and_echoes_it(trained, tmp_path, capsys):
+    _, _, data, trainer, _ = trained
+    ex = _example(data, "vqa", 0)
+    n = int(ex["region_mask"].sum())
+    np.savez(tmp_path / "scene.npz", features=ex["regions"][:n], boxes=ex["boxes"][:n] * 48, image_w=48, image_h=48)
+    questions = ["how many circles are there?", "what colour is the square?", "is there a star?"]
+    args = ["predict", str(trainer.last_checkpoint), "--task", "vqa", "--image", str(tmp_path / "scene.npz")]
+    for q in questions:
+        args += ["--text", q]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    echoed = [line.split("\t")[0] for line in lines if not line.startswith("  ")]
+    assert echoed == questions  # one result per question, each under its question
+    assert all(str(tmp_path / "scene.npz") in line for line in lines if not line.startswith("  "))
+    assert main([*args, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == questions and all(r["label"] in data["vqa"].class_names for r in rows)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("scene.png", b"\x89PNG garbage", "a region model needs region features (.npz)"),
+        ("scene.npz", b"not an npz", "scene.npz"),
+        ("absent.npz", None, "image input not found"),
+    ],
+)
+def test_cli_predict_names_a_bad_visual_input(trained, tmp_path, capsys, name, content, message):
+    _, _, _, trainer, _ = trained
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    assert main(["predict", str(trainer.last_checkpoint), "--task", "vqa", "--text", "what?",
+                 "--image", str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cotrain predict: error:") and message in err and "Traceback" not in err
+
+
+def test_vl_predict_runs_a_list_in_batches(trained, monkeypatch):
+    _, _, data, trainer, _ = trained
+    pred = load(trainer.last_checkpoint)
+    a = data["vqa"].test.arrays
+    examples = [{"image": _example(data, "vqa", r), "text": str(a["text_raw"][r])} for r in range(7)]
+    one_by_one = [pred.predict("vqa", ex)[0] for ex in examples]
+    sizes = []
+    forward = pred.model.forward
+    monkeypatch.setattr(pred.model, "forward", lambda batch, task: sizes.append(len(batch["text"])) or forward(batch, task))
+    batched = pred.predict("vqa", examples, batch_size=3)
+    assert sizes == [3, 3, 1]
+    assert [r["label"] for r in batched] == [r["label"] for r in one_by_one]
+    for x, y in zip(batched, one_by_one):
+        assert x["score"] == pytest.approx(y["score"], abs=1e-5)

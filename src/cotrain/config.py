@@ -14,10 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import CotrainError
+
 MODALITIES = ("image", "video", "audio", "text")
 
 
-class ConfigError(ValueError):
+class ConfigError(CotrainError, ValueError):
     """A configuration problem, with the file and key it concerns in the message."""
 
 

@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from cotrain.config import ScheduleConfig
+from cotrain.config import ConfigError, ScheduleConfig
 
 BLOCK = 4096  # steps drawn at once by the random schedules
 _CACHE_BLOCKS = 8  # blocks kept in memory per schedule (a memo only: results never depend on it)
@@ -87,7 +87,7 @@ class Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         """Check that a checkpoint's schedule is this one. The schedule has no position to restore,
-        so this only verifies; it raises ValueError naming every field that differs."""
+        so this only verifies; it raises ConfigError naming every field that differs."""
         mine = self.state_dict()
         diffs = [
             f"{key}: checkpoint has {state.get(key, '<missing>')!r}, config gives {mine.get(key, '<missing>')!r}"
@@ -95,7 +95,7 @@ class Schedule:
             if not _same(state.get(key, _MISSING), mine.get(key, _MISSING))
         ]
         if diffs:
-            raise ValueError("the checkpoint's task schedule differs from the configured one:\n  " + "\n  ".join(diffs))
+            raise ConfigError("the checkpoint's task schedule differs from the configured one:\n  " + "\n  ".join(diffs))
 
     # -- display ----------------------------------------------------------------------------
     def describe(self) -> str:
@@ -297,12 +297,12 @@ def _build_task_by_task(cfg, names, steps, seed, sizes, budgets, weights) -> Sch
     given = {n: int(budgets[n]) for n in names if n in budgets}
     bad = {n: b for n, b in given.items() if b < 1}
     if bad:
-        raise ValueError(f"task_by_task step budgets must be >= 1; got {bad}")
+        raise ConfigError(f"task_by_task step budgets must be >= 1; got {bad}")
     missing = [n for n in names if n not in given]
     used = sum(given.values())
     if not missing:
         if used != steps:
-            raise ValueError(
+            raise ConfigError(
                 f"task_by_task step budgets sum to {used} ({', '.join(f'{n}={b}' for n, b in given.items())}) "
                 f"but the run has {steps} steps; make them equal")
         lengths = [given[n] for n in names]
@@ -311,7 +311,7 @@ def _build_task_by_task(cfg, names, steps, seed, sizes, budgets, weights) -> Sch
         left = steps - used
         if left < len(missing):
             what = f"after the budgets ({used} steps) " if given else ""
-            raise ValueError(
+            raise ConfigError(
                 f"task_by_task: {left} steps left {what}for {len(missing)} task(s) without a budget "
                 f"({', '.join(missing)}); every task needs at least one step")
         share = dict(zip(missing, _even_split(left, len(missing))))
@@ -338,36 +338,36 @@ def _build_weighted(cfg, names, steps, seed, sizes, budgets, weights) -> Schedul
         _unknown_keys(weights, names, "weights")
         lacking = [n for n in names if weights.get(n) is None]
         if lacking:
-            raise ValueError(f"weighted schedule with weighting=explicit: no sampling weight for task(s) "
+            raise ConfigError(f"weighted schedule with weighting=explicit: no sampling weight for task(s) "
                              f"{', '.join(lacking)} (set `weight` on every task)")
         w = [float(weights[n]) for n in names]
         bad = [n for n, x in zip(names, w) if not (x > 0 and math.isfinite(x))]
         if bad:
-            raise ValueError(f"sampling weights must be positive and finite; bad for {', '.join(bad)}")
+            raise ConfigError(f"sampling weights must be positive and finite; bad for {', '.join(bad)}")
         return RandomSchedule(names, w, seed, kind="weighted", detail="explicit weights")
     if how in ("size", "temperature"):
         sizes = sizes or {}
         _unknown_keys(sizes, names, "sizes")
         lacking = [n for n in names if sizes.get(n) is None]
         if lacking:
-            raise ValueError(f"weighted schedule with weighting={how} needs the training-set size of "
+            raise ConfigError(f"weighted schedule with weighting={how} needs the training-set size of "
                              f"task(s) {', '.join(lacking)}")
         n = np.array([float(sizes[t]) for t in names])
         if np.any(n <= 0):
-            raise ValueError(f"training-set sizes must be positive, got {dict(zip(names, n.tolist()))}")
+            raise ConfigError(f"training-set sizes must be positive, got {dict(zip(names, n.tolist()))}")
         if how == "size":
             return RandomSchedule(names, n, seed, kind="weighted", detail="by size")
         t = float(cfg.temperature)
         # n^(1/T) computed in log space, relative to the largest, so huge sizes cannot overflow
         p = np.exp((np.log(n) - np.log(n).max()) / t)
         return RandomSchedule(names, p, seed, kind="weighted", detail=f"size^(1/T), T={t:g}")
-    raise ValueError(f"unknown weighting {how!r}; choose one of explicit, size, temperature")
+    raise ConfigError(f"unknown weighting {how!r}; choose one of explicit, size, temperature")
 
 
 def _unknown_keys(mapping: dict, names: list[str], what: str) -> None:
     extra = sorted(set(mapping) - set(names))
     if extra:
-        raise ValueError(f"{what} given for unknown task(s) {extra}; tasks: {names}")
+        raise ConfigError(f"{what} given for unknown task(s) {extra}; tasks: {names}")
 
 
 _BUILDERS = {
@@ -400,7 +400,7 @@ def build_schedule(
     kind = getattr(cfg, "kind", None)
     builder = _BUILDERS.get(kind)
     if builder is None:
-        raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise ConfigError(f"unknown schedule kind {kind!r}; choose one of {', '.join(KINDS)}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ConfigError(f"steps must be >= 1, got {steps}")
     return builder(cfg, list(task_names), int(steps), int(seed), sizes, budgets, weights)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import CotrainError
 
-class DataError(ValueError):
+
+class DataError(CotrainError, ValueError):
     """Bad or missing data. The message names the path (and record or field) at fault."""
 
     def __init__(self, message: str, path: object | None = None) -> None:

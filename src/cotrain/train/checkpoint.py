@@ -25,11 +25,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import CotrainError
+
 CKPT_PREFIX = "step_"
 TMP_MARK = ".tmp-"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CotrainError, RuntimeError):
     """A checkpoint is missing, incomplete or does not match the configuration."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..data.arrays import Split, TaskData, iterate_once
+from ..errors import InputError
 from ..metrics.classification import chance_level, top1
 
 
@@ -22,7 +23,7 @@ from ..metrics.classification import chance_level, top1
 def extract_features(model, split: Split, modality: str, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-token trunk features ``[N, D]`` and labels ``[N]`` of every example of a split."""
     if modality not in model.encoders:
-        raise ValueError(f"the model has no {modality} encoder (it has {sorted(model.encoders)}); cannot probe a {modality} task")
+        raise InputError(f"the model has no {modality} encoder (it has {sorted(model.encoders)}); cannot probe a {modality} task")
     was_training = model.training
     model.eval()
     feats, labels = [], []
@@ -56,7 +57,7 @@ def train_linear(
 def linear_probe(model, data: TaskData, *, epochs: int = 100, seed: int = 0, batch_size: int = 256) -> dict:
     """``{"val", "test", "chance", "modality", "n_train"}`` for a linear head on frozen features."""
     if data.multilabel:
-        raise ValueError(f"task {data.name!r} is multi-label; linear probes are single-label here")
+        raise InputError(f"task {data.name!r} is multi-label; linear probes are single-label here")
     xtr, ytr = extract_features(model, data.train, data.modality, batch_size)
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
     with torch.enable_grad():
@@ -90,7 +91,7 @@ def probe_checkpoint(
     elif task in WORLD_TASKS:
         tcfg = TaskConfig(name=task, source=SourceConfig(kind="world", name=task, n_train=1000, n_val=200, n_test=400))
     else:
-        raise ValueError(f"unknown task {task!r}: not in the checkpoint ({sorted(known)}) nor a world task ({sorted(WORLD_TASKS)})")
+        raise InputError(f"unknown task {task!r}: not in the checkpoint ({sorted(known)}) nor a world task ({sorted(WORLD_TASKS)})")
     if n_train is not None:
         tcfg = tcfg.model_copy(update={"source": tcfg.source.model_copy(update={"n_train": n_train})})
     data = build_task_data(tcfg, cfg, tokenizer=pred.tokenizer)

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from ..config import ExperimentConfig, config_from_dict, dump_config
 from ..data.arrays import BatchIterator, TaskData
 from ..data.sources import build_all_task_data
+from ..errors import CotrainError
 from ..model import CotrainModel, TaskSpec, build_model
 from ..schedules import build_schedule
 from .checkpoint import load_checkpoint, optimizer_from_flat, save_checkpoint
@@ -61,7 +62,7 @@ class NullLogger:
         pass
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(CotrainError, RuntimeError):
     """A loss became NaN or infinite; the message names the task and the step."""
 
 

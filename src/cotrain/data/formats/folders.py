@@ -20,7 +20,6 @@ does not depend on the thread count.
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,10 +32,17 @@ from tqdm.auto import tqdm
 from cotrain.data.arrays import Split, TaskData
 from cotrain.data.errors import DataError
 from cotrain.data.formats.splits import SPLITS, carve_missing_splits
+from cotrain.data.media import (  # noqa: F401  (re-exported: the loaders live in cotrain.data.media)
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    fit_length,
+    load_audio,
+    load_image,
+    load_video,
+    sample_indices,
+)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 # ----------------------------------------------------------------------------------- layout
@@ -222,22 +228,6 @@ def _check_positive(**kwargs) -> None:
 
 
 # ----------------------------------------------------------------------------------- images
-def load_image(path: Path, image_size: int) -> np.ndarray:
-    """One image file → uint8 ``[3, image_size, image_size]`` (RGB; transparency over black)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im.load()  # decode now: a truncated / corrupt file fails here, not later
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-        im = im.convert("RGB")
-        if im.size != (image_size, image_size):
-            im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
-        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-
-
 def read_image_folder(
     path,
     *,
@@ -269,35 +259,6 @@ def read_image_folder(
 
 
 # ----------------------------------------------------------------------------------- audio
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Centre-crop a 1-D signal to ``n`` samples, or zero-pad it at the end."""
-    if len(x) > n:
-        start = (len(x) - n) // 2
-        return x[start : start + n]
-    if len(x) < n:
-        return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
-    return x
-
-
-def load_audio(path: Path, sample_rate: int, num_samples: int) -> np.ndarray:
-    """One audio file → float32 ``[num_samples]``: mono (channel mean), resampled, centre-cropped
-    or zero-padded at the end."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    if data.shape[0] == 0:
-        raise DataError("empty audio file (no samples)", path)
-    x = data.mean(axis=1, dtype=np.float64)
-    if int(file_rate) != sample_rate:
-        g = math.gcd(int(file_rate), sample_rate)
-        x = resample_poly(x, sample_rate // g, int(file_rate) // g)
-    x = np.asarray(x, dtype=np.float32)
-    if not np.all(np.isfinite(x)):
-        raise DataError("audio contains NaN or infinite samples", path)
-    return fit_length(x, num_samples)
-
-
 def read_audio_folder(
     path,
     *,
@@ -334,34 +295,6 @@ def read_audio_folder(
 
 
 # ----------------------------------------------------------------------------------- video
-def sample_indices(num_frames: int, frames: int) -> np.ndarray:
-    """``frames`` indices spread uniformly over ``num_frames`` (segment centres; repeats when the
-    clip is shorter than ``frames``), non-decreasing."""
-    idx = np.floor((np.arange(frames) + 0.5) * num_frames / frames).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
-
-
-def load_video(path: Path, frames: int, image_size: int) -> np.ndarray:
-    """One video file → uint8 ``[frames, 3, image_size, image_size]`` (first video stream, every
-    frame decoded and area-resized, then ``frames`` of them sampled uniformly)."""
-    import av
-
-    small: list[np.ndarray] = []
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise DataError("no video stream in file", path)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            small.append(
-                frame.reformat(width=image_size, height=image_size, format="rgb24", interpolation="AREA").to_ndarray()
-            )
-    if not small:
-        raise DataError("no video frames could be decoded", path)
-    clip = np.stack([small[i] for i in sample_indices(len(small), frames)])  # [T, H, W, 3]
-    return np.ascontiguousarray(clip.transpose(0, 3, 1, 2))
-
-
 def read_video_folder(
     path,
     *,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cotrain.data.errors import DataError
-from cotrain.data.formats.folders import IMAGE_EXTENSIONS
+from cotrain.data.media import IMAGE_EXTENSIONS, load_image_with_size
 from cotrain.data.formats.vl.records import ImageKey, MissingImageError, image_key_from_stem, normalize_image_key
 
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -119,23 +119,11 @@ class ImageFolderStore:
         return (h, w) if rotated else (w, h)
 
     def get(self, key: ImageKey) -> tuple[np.ndarray, tuple[int, int]]:
-        """``(pixels uint8 [3, S, S], (width, height))`` of image ``key``."""
-        from PIL import Image, ImageOps
-
+        """``(pixels uint8 [3, S, S], (width, height))`` of image ``key`` (decoded by
+        :func:`cotrain.data.media.load_image_with_size`, as inference decodes a picture)."""
         path = self.path(key)
-        s = self.image_size
         try:
-            with Image.open(path) as im:
-                im.load()  # decode now: a truncated / corrupt file fails here
-                im = ImageOps.exif_transpose(im)
-                size = im.size
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    rgba = im.convert("RGBA")
-                    im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-                im = im.convert("RGB")
-                if im.size != (s, s):
-                    im = im.resize((s, s), Image.Resampling.BICUBIC)
-                pixels = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+            pixels, size = load_image_with_size(path, self.image_size)
         except Exception as err:  # corrupt / unsupported file: name it, never skip it
             raise DataError(f"image {key!r}: cannot read image file: {type(err).__name__}: {err}", path) from err
         return np.ascontiguousarray(pixels), (int(size[0]), int(size[1]))
