@@ -2,13 +2,19 @@
 :class:`TaskData` with the arrays of ``docs/vl-contract.md``.
 
 ``source.files`` names the annotation files by split and role; the split ``all`` holds files that
-cover every split (the records then carry their own split, e.g. Karpathy JSON, RefCOCO refs, Visual7W):
+cover every split (the records then carry their own split, e.g. Karpathy JSON, RefCOCO refs, Visual7W;
+records without one count as train). Train must be given; a val or test split with no file (and
+no records of its own) is carved out of train **by image** (:mod:`cotrain.data.formats.vl.splits`:
+all rows of one image, or of one NLVR2 image set, go to the same split), ``val_fraction`` /
+``test_fraction`` of the train images, seeded by ``source.seed`` (else ``data.seed``), and printed
+as a one-line report. A split's own file wins: a fraction other than its default (0.1) given for a
+split that has one is an error naming both, since it would do nothing.
 
 | kind | roles (per split, or under ``all``) | head |
 | --- | --- | --- |
 | vqa_v2 | ``questions``, ``annotations`` | vqa |
 | gqa | ``questions`` | vqa |
-| vg_qa | ``qa`` (question_answers.json; no split of its own: carved by image) | vqa |
+| vg_qa | ``qa`` (question_answers.json; no split of its own: val / test carved) | vqa |
 | coco_captions, flickr30k | ``karpathy`` (dataset_*.json) or ``captions`` (COCO captions_*.json) | retrieval |
 | refcoco | ``refs`` (refs(unc).p or .json), ``instances`` | refexp |
 | visual7w | ``pointing`` (dataset_v7w_pointing.json) | refexp |
@@ -25,7 +31,6 @@ printed as a one-line report per split.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -46,6 +51,7 @@ ROLES = {
     "refcoco": ("refs", "instances"), "visual7w": ("pointing",), "guesswhat": ("games",),
     "nlvr2": ("statements",), "snli_ve": ("pairs",),
 }
+MAIN_ROLES = {"coco_captions": ("karpathy", "captions"), "flickr30k": ("karpathy", "captions")}  # else ROLES[kind][0]
 
 
 def _file(src, split: str, role: str, kind: str) -> str | None:
@@ -67,51 +73,88 @@ def _check_files(src, kind: str) -> None:
                             f"its roles: {sorted(known)}")
 
 
-def _split_of_key(key, val_fraction: float, test_fraction: float, seed: int) -> str:
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little") / 2**64
-    return "test" if h < test_fraction else "val" if h < test_fraction + val_fraction else "train"
-
-
-def _records(kind: str, src, seed: int) -> dict[str, list]:
-    """Records per split (carving by image when the files give no split)."""
+def _reader(kind: str, src):
+    """``read(where, split)`` → the records of the files under ``source.files[where]``; ``split``
+    None lets the records keep their own split (from the file) or none."""
     from . import captions, nlvr, refexp, snli_ve, vqa
 
+    f = lambda where, role: _file(src, where, role, kind)  # noqa: E731
+    return {
+        "vqa_v2": lambda w, s: vqa.read_vqa_v2(f(w, "questions"), f(w, "annotations"), split=s),
+        "gqa": lambda w, s: vqa.read_gqa(f(w, "questions"), split=s),
+        "vg_qa": lambda w, s: vqa.read_vg_qa(f(w, "qa"), split=s),
+        "coco_captions": lambda w, s: captions.read_captions(f(w, "karpathy") or f(w, "captions"), split=s)[0],
+        "flickr30k": lambda w, s: captions.read_captions(f(w, "karpathy") or f(w, "captions"), split=s)[0],
+        "refcoco": lambda w, s: refexp.read_refcoco(f(w, "refs"), f(w, "instances"))[0],
+        "visual7w": lambda w, s: refexp.read_visual7w_pointing(f(w, "pointing"))[0],
+        "guesswhat": lambda w, s: refexp.read_guesswhat(f(w, "games"), split=s)[0],
+        "nlvr2": lambda w, s: nlvr.read_nlvr2(f(w, "statements"), split=s)[0],
+        "snli_ve": lambda w, s: snli_ve.read_snli_ve(f(w, "pairs"), split=s)[0],
+    }[kind]
+
+
+def _given(kind: str, src) -> tuple[dict[str, list], dict[str, str]]:
+    """Records per split as the files give them, and where each given split comes from
+    (``{"val": "source.files.val"}``); a split absent from that dict has no file and is carved.
+
+    A file under ``source.files.<split>`` gives that split (even when it turns out empty); a file
+    under ``all`` (and RefCOCO / Visual7W files anywhere) gives each split its records carry,
+    records without one counting as train."""
+    main = MAIN_ROLES.get(kind, ROLES[kind][:1])
+    where = [w for w in ("all", *SPLITS) if any(role in src.files.get(w, {}) for role in main)]
+    if "all" in where and len(where) > 1:
+        raise DataError(f"source.files gives {' / '.join(main)} both under all and under {where[1:]}; "
+                        f"give one file for every split (all) or one per split")
+    read = _reader(kind, src)
     per: dict[str, list] = {s: [] for s in SPLITS}
-    readers = {
-        "vqa_v2": lambda s: vqa.read_vqa_v2(_file(src, s, "questions", kind), _file(src, s, "annotations", kind), split=s),
-        "gqa": lambda s: vqa.read_gqa(_file(src, s, "questions", kind), split=s),
-        "vg_qa": lambda s: vqa.read_vg_qa(_file(src, s, "qa", kind), split=s),
-        "guesswhat": lambda s: refexp.read_guesswhat(_file(src, s, "games", kind), split=s)[0],
-        "nlvr2": lambda s: nlvr.read_nlvr2(_file(src, s, "statements", kind), split=s)[0],
-        "snli_ve": lambda s: snli_ve.read_snli_ve(_file(src, s, "pairs", kind), split=s)[0],
-    }
-    if kind in ("coco_captions", "flickr30k"):
-        shared = src.files.get("all", {})
-        if "karpathy" in shared:
-            recs = captions.read_karpathy_captions(shared["karpathy"])[0]
-            return {s: [r for r in recs if r.split == s] for s in SPLITS}
-        for s in SPLITS:
-            path = _file(src, s, "captions", kind) or _file(src, s, "karpathy", kind)
-            if path is not None:
-                per[s] = [r for r in captions.read_captions(path, split=s)[0] if r.split in (None, s)]
+    origin: dict[str, str] = {}
+    for w in where:
+        own_split = w != "all" and kind not in ("refcoco", "visual7w")
+        for r in read(w, w if own_split else None):
+            s = r.split or "train"
+            per[s].append(r)
+            origin.setdefault(s, f"source.files.{w}")
+        if own_split:
+            origin.setdefault(w, f"source.files.{w}")
+    if "train" not in origin:
+        raise DataError(f"source.files gives no {' / '.join(main)} file with train records for a {kind} source "
+                        f"(val / test can be carved from train, not train from them)")
+    return per, origin
+
+
+def _carve(task, per: dict[str, list], origin: dict[str, str], seed: int) -> dict[str, list]:
+    """Fill the splits without a file from train, by image (:mod:`.splits`); a fraction set for a
+    split that has its own file is an error (the file wins, so the key would do nothing)."""
+    from .splits import carve_by_image
+
+    src, kind = task.source, task.source.kind
+    for s in ("val", "test"):
+        key = f"{s}_fraction"
+        value, default = getattr(src, key), type(src).model_fields[key].default
+        if s in origin and value != default:
+            raise DataError(
+                f"task {task.name!r}: source.{key} = {value} has no effect: the {s} split comes from "
+                f"{origin[s]} (a split's own file wins over a fraction); drop source.{key}, or the {s} "
+                f"file to carve {s} out of train by image"
+            )
+    missing = [s for s in ("val", "test") if s not in origin]
+    if not missing:
         return per
-    if kind == "refcoco":
-        recs = refexp.read_refcoco(_file(src, "train", "refs", kind), _file(src, "train", "instances", kind))[0]
-        return {s: [r for r in recs if r.split == s] for s in SPLITS}
-    if kind == "visual7w":
-        recs = refexp.read_visual7w_pointing(_file(src, "train", "pointing", kind))[0]
-        return {s: [r for r in recs if r.split == s] for s in SPLITS}
-    if kind == "vg_qa" and "all" in src.files:
-        recs = vqa.read_vg_qa(src.files["all"]["qa"])
-        for r in recs:
-            per[_split_of_key(r.image_id, src.val_fraction, src.test_fraction, seed)].append(r)
-        return per
-    for s in SPLITS:
-        path_roles = [_file(src, s, role, kind) for role in ROLES[kind][:1]]
-        if path_roles[0] is None:
-            raise DataError(f"source.files gives no {ROLES[kind][0]!r} file for the {s} split of a {kind} source")
-        per[s] = readers[kind](s)
-    return per
+    fraction = {s: getattr(src, f"{s}_fraction") if s in missing else 0.0 for s in ("val", "test")}
+    carved = carve_by_image(per["train"], val_fraction=fraction["val"], test_fraction=fraction["test"], seed=seed)
+    for s in missing:
+        if not carved.records[s]:
+            raise DataError(
+                f"task {task.name!r}: the {kind} source has no {s} file, and source.{s}_fraction = {fraction[s]} "
+                f"of its {sum(carved.groups.values())} train image group(s) carves no {s} split; give a {s} file, "
+                f"a positive {s}_fraction or more train images"
+            )
+    out = {**per, "train": carved.records["train"], **{s: carved.records[s] for s in missing}}
+    unit = "image sets" if kind == "nlvr2" else "images"
+    parts = [f"{s} {carved.groups[s]} {unit} / {len(out[s])} rows ({s}_fraction {fraction[s]})" for s in missing]
+    print(f"[cotrain] {task.name}: carved from train by image (seed {seed}): {', '.join(parts)}; "
+          f"train keeps {carved.groups['train']} {unit} / {len(out['train'])} rows", file=sys.stderr)
+    return out
 
 
 def _visual(src, image_size: int):
@@ -138,7 +181,7 @@ def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
         raise DataError(f"task {task.name!r}: {kind!r} is not a vision-and-language source kind")
     _check_files(src, kind)
     seed = cfg.data.seed if src.seed is None else src.seed
-    per = _records(kind, src, seed)
+    per = _carve(task, *_given(kind, src), seed)
     empty = [s for s in SPLITS if not per[s]]
     if empty:
         raise DataError(f"task {task.name!r}: the {kind} files give no records for split(s) {empty}")
