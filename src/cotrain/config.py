@@ -55,8 +55,8 @@ class SourceConfig(_Strict):
     n_train: int = Field(2000, ge=1)
     n_val: int = Field(300, ge=1)
     n_test: int = Field(300, ge=1)
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share carved from train into val when there is no val folder / file (folder kinds: per class; real V&L kinds: of the train images, all rows of an image together); a V&L source with a val file rejects a value other than 0.1")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="as val_fraction, for the test split")
     seed: int | None = None  # None: the experiment's data.seed
 
     @model_validator(mode="after")
