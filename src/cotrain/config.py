@@ -293,7 +293,7 @@ class RunConfig(_Strict):
     progress: bool = True
     tensorboard: bool = True
     threads: int | None = Field(None, ge=1)
-    vqa_version: Literal["current", "pre2021"] = "current"  # official VQA answer normalisation
+    vqa_version: Literal["official", "legacy", "always_normalise"] = "official"  # when answers are normalised
     refexp_iou: Literal["standard", "12in1", "giou"] = "standard"  # IoU >= .5 / +1 px, > .5 / GIoU
 
 

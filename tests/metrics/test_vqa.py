@@ -10,6 +10,7 @@ from cotrain.metrics.vqa import (
     vqa_accuracy,
     vqa_accuracy_from_ids,
     vqa_accuracy_single,
+    vqa_scores,
     vqa_scores_from_ids,
 )
 
@@ -63,42 +64,84 @@ def test_leave_one_out(c, expected, version):
     assert vqa_accuracy_single("cat", gt, version) == pytest.approx(expected)
 
 
+# The revisions by hand (x100). official = vqaEval.py since a013f00: whitespace-cleaned; both sides
+# normalised only when the 10 answers disagree. legacy = before a013f00: the prediction always fully
+# normalised, the annotators' answers punctuation-only and only when they disagree. always_normalise:
+# both sides always fully normalised.
+#   ten "2" vs "2.":  official: unanimous -> raw "2." != "2" -> 0.  legacy: "2." -> "2", c = 10 -> 100.
+#                     always: "2" vs ten "2" -> 100.
+#   ten "yes" vs "Yes": official: "Yes" != "yes" -> 0.  legacy: "Yes" -> "yes" -> 100.  always: 100.
+#   nine "two" + one "2" vs "2": official: disagree -> "two" -> "2", c = 10 -> 100.  legacy: the
+#                     annotators' "two" stays "two" (punctuation only), c = 1 -> 30.  always: 100.
+#   three "none" + seven "no" vs "none": official: "none" -> "0" on both sides, c = 3 -> 90.
+#                     legacy: prediction "0", annotators keep "none", c = 0 -> 0.  always: c = 3 -> 90.
+#   ten "red" vs "red": 100 in all three.
+HAND_WORKED = [
+    # pred, gt, official, legacy, always_normalise
+    ("2.", ["2"] * 10, 0.0, 1.0, 1.0),
+    ("Yes", ["yes"] * 10, 0.0, 1.0, 1.0),
+    ("2", ["two"] * 9 + ["2"], 1.0, 0.3, 1.0),
+    ("none", ["none"] * 3 + ["no"] * 7, 0.9, 0.0, 0.9),
+    ("red", ["red"] * 10, 1.0, 1.0, 1.0),
+]
+
+
+@pytest.mark.parametrize("pred, gt, official, legacy, always", HAND_WORKED)
+def test_versions_hand_worked(pred, gt, official, legacy, always):
+    assert vqa_accuracy_single(pred, gt, "official") == pytest.approx(official)
+    assert vqa_accuracy_single(pred, gt, "legacy") == pytest.approx(legacy)
+    assert vqa_accuracy_single(pred, gt, "always_normalise") == pytest.approx(always)
+
+
+def test_official_is_the_default():
+    assert VQA_VERSIONS[0] == "official"
+    assert vqa_accuracy_single("Yes", ["yes"] * 10) == 0.0
+    assert vqa_accuracy(["Yes"], [["yes"] * 10]) == 0.0
+
+
 @pytest.mark.parametrize(
-    "pred, gt, current, pre2021",
+    "pred, gt, official, legacy, always",
     [
-        # all ten identical: pre2021 compares the raw (whitespace-cleaned) strings, current normalises
-        ("Yes", ["yes"] * 10, 1.0, 0.0),
-        ("two", ["2"] * 10, 1.0, 0.0),
-        ("the dog", ["dog"] * 10, 1.0, 0.0),
-        ("dont", ["don't"] * 10, 1.0, 0.0),
-        ("1,000", ["1000"] * 10, 1.0, 0.0),
-        ("yes.", ["yes"] * 10, 1.0, 0.0),
-        ("yes", ["Yes"] * 10, 1.0, 0.0),  # the gt side is not normalised either
-        (" yes\n", ["yes"] * 10, 1.0, 1.0),  # whitespace is cleaned in both versions
-        ("yes", ["yes"] * 10, 1.0, 1.0),
-        # the answers disagree: pre2021 normalises both sides too
-        ("Yes", ["yes"] * 9 + ["no"], 1.0, 1.0),  # c = 9
-        ("two", ["2"] * 3 + ["3"] * 7, 0.9, 0.9),  # c = 3
-        ("dont", ["don't"] * 4 + ["no"] * 6, 1.0, 1.0),  # c = 4
-        ("yes.", ["yes"] * 2 + ["no"] * 8, 0.6, 0.6),  # c = 2
-        ("yes", ["Yes"] * 5 + ["yes"] * 5, 1.0, 1.0),  # two raw forms -> normalised -> c = 10
-        ("the dog", ["a dog", "dog", "the dog"] + ["cat"] * 7, 0.9, 0.9),  # all three normalise to "dog"
+        # all ten identical: official compares the raw (whitespace-cleaned) strings, always normalises,
+        # legacy normalises the prediction only
+        ("two", ["2"] * 10, 0.0, 1.0, 1.0),
+        ("the dog", ["dog"] * 10, 0.0, 1.0, 1.0),
+        ("dont", ["don't"] * 10, 0.0, 1.0, 1.0),
+        ("1,000", ["1000"] * 10, 0.0, 1.0, 1.0),
+        ("yes", ["Yes"] * 10, 0.0, 0.0, 1.0),  # the gt side is normalised by always_normalise only
+        ("2", ["two"] * 10, 0.0, 0.0, 1.0),
+        (" yes\n", ["yes"] * 10, 1.0, 1.0, 1.0),  # the prediction's whitespace is cleaned in all three
+        ("yes", [" yes"] * 10, 1.0, 0.0, 1.0),  # legacy never cleans the annotators' whitespace
+        ("yes", ["yes"] * 10, 1.0, 1.0, 1.0),
+        # the answers disagree: official normalises both sides too, legacy the gt's punctuation only
+        ("Yes", ["yes"] * 9 + ["no"], 1.0, 1.0, 1.0),  # c = 9
+        ("two", ["2"] * 3 + ["3"] * 7, 0.9, 0.9, 0.9),  # c = 3
+        ("dont", ["don't"] * 4 + ["no"] * 6, 1.0, 1.0, 1.0),  # c = 4
+        ("yes.", ["yes"] * 2 + ["no"] * 8, 0.6, 0.6, 0.6),  # c = 2
+        ("yes", ["yes."] * 2 + ["no"] * 8, 0.6, 0.6, 0.6),  # legacy strips the gt's periods too
+        # ... but a glued "!" becomes a space that legacy never strips from the gt: "yes " != "yes"
+        ("yes", ["yes!"] * 2 + ["no"] * 8, 0.6, 0.0, 0.6),
+        ("yes", ["Yes"] * 5 + ["yes"] * 5, 1.0, 1.0, 1.0),  # legacy: the five "yes" give c = 5
+        ("yes", ["Yes"] * 7 + ["yes"] * 3, 1.0, 0.9, 1.0),  # legacy: "Yes" keeps its capital, c = 3
+        ("the dog", ["a dog", "dog", "the dog"] + ["cat"] * 7, 0.9, 0.3, 0.9),  # legacy: only "dog" matches
     ],
 )
-def test_versions(pred, gt, current, pre2021):
-    assert vqa_accuracy_single(pred, gt, "current") == pytest.approx(current)
-    assert vqa_accuracy_single(pred, gt, "pre2021") == pytest.approx(pre2021)
+def test_versions(pred, gt, official, legacy, always):
+    assert vqa_accuracy_single(pred, gt, "official") == pytest.approx(official)
+    assert vqa_accuracy_single(pred, gt, "legacy") == pytest.approx(legacy)
+    assert vqa_accuracy_single(pred, gt, "always_normalise") == pytest.approx(always)
 
 
 def test_vqa_accuracy_mean_and_errors():
     preds = ["Yes", "two", "cat"]
     gt = [["yes"] * 10, ["2"] * 2 + ["3"] * 8, ["dog"] * 10]
-    assert vqa_accuracy(preds, gt) == pytest.approx((1.0 + 0.6 + 0.0) / 3)
-    assert vqa_accuracy(preds, gt, version="pre2021") == pytest.approx((0.0 + 0.6 + 0.0) / 3)
-    with pytest.raises(ValueError, match="current, pre2021"):
-        vqa_accuracy(preds, gt, version="2017")
-    with pytest.raises(ValueError, match="current, pre2021"):
-        vqa_accuracy_single("yes", ["yes"] * 10, version="v2")
+    assert vqa_accuracy(preds, gt) == pytest.approx((0.0 + 0.6 + 0.0) / 3)
+    assert vqa_accuracy(preds, gt, version="always_normalise") == pytest.approx((1.0 + 0.6 + 0.0) / 3)
+    np.testing.assert_allclose(vqa_scores(preds, gt, version="legacy"), [1.0, 0.6, 0.0])
+    with pytest.raises(ValueError, match="official, legacy, always_normalise"):
+        vqa_accuracy(preds, gt, version="current")
+    with pytest.raises(ValueError, match="official, legacy, always_normalise"):
+        vqa_accuracy_single("yes", ["yes"] * 10, version="pre2021")
     with pytest.raises(ValueError, match="length"):
         vqa_accuracy(preds[:2], gt)
     with pytest.raises(ValueError, match="empty"):
@@ -132,7 +175,7 @@ def test_from_ids_matches_strings():
     answer_ids[:20] = answer_ids[:20, :1]  # some unanimous rows
     pred = rng.integers(0, len(vocab), size=200)
     gt = [[vocab[i] if i >= 0 else "<unk-%d>" % j for j, i in enumerate(row)] for row in answer_ids]
-    strings = [vqa_accuracy_single(vocab[p], g) for p, g in zip(pred, gt)]
+    strings = [vqa_accuracy_single(vocab[p], g, "always_normalise") for p, g in zip(pred, gt)]
     np.testing.assert_allclose(vqa_scores_from_ids(pred, answer_ids), strings)
 
 

@@ -20,18 +20,23 @@ Answers are compared after a normalisation, reimplemented here from the facts of
   ``an``, ``the`` are dropped, and the official contractions table fixes missing apostrophes
   (``"dont"`` -> ``"don't"``, ``"isnt"`` -> ``"isn't"``); the words are joined by single spaces.
 
-Two versions (``VQA_VERSIONS``) differ in WHEN the normalisation applies:
+Three versions (``VQA_VERSIONS``) differ in WHEN the normalisation applies. The first two are the
+two revisions of the official ``vqaEval.py`` (GT-Vision-Lab/VQA), the third a later variant:
 
-- ``"pre2021"`` (the project's name for it): the rule of ``vqaEval.py`` at GT-Vision-Lab/VQA commit
-  a013f00, the code quoted in GT-Vision-Lab/VQA issue #14 (Nov 2022): prediction and annotator
-  answers are whitespace-cleaned; then, ONLY if the 10 annotator answers are not all identical
+- ``"official"`` (the default): ``vqaEval.py`` since commit a013f00 (2021-03-11, "Fixed processing
+  answers bug"), the file's latest revision. The prediction and the annotator answers are
+  whitespace-cleaned; then, ONLY if the 10 annotator answers are not all identical
   (``len(set(gt)) > 1``), both the prediction and the annotator answers are punctuation- and
-  digit/article-normalised. So ``"Yes"`` against ten ``"yes"`` scores 0 (case differs).
-- ``"current"``: the prediction and every annotator answer are always fully normalised
-  (:func:`normalize_answer`); ``"Yes"`` against ten ``"yes"`` scores 1. This is the fix later
-  evaluation suites adopted (e.g. lmms-eval PR #794). Other official revisions differ again (one
-  normalises the prediction always but the annotator answers with punctuation only, when they
-  disagree); they are not reproduced.
+  digit/article-normalised. So ``"Yes"`` against ten ``"yes"`` scores 0 (case differs), and ``"2."``
+  against ten ``"2"`` scores 0.
+- ``"legacy"``: ``vqaEval.py`` before a013f00 (2015 to 2021; last touched by 458a8b2, 2016-10-08).
+  The prediction is ALWAYS whitespace-cleaned and fully normalised (punctuation, then digits /
+  articles); the annotator answers are not whitespace-cleaned and, only if they are not all
+  identical, get the PUNCTUATION step alone. So ``"Yes"`` against ten ``"yes"`` scores 1, but a
+  predicted ``"none"`` (-> ``"0"``) never matches annotators' ``"none"`` when they disagree.
+- ``"always_normalise"``: no official revision: the prediction and every annotator answer are always
+  fully normalised (:func:`normalize_answer`); ``"Yes"`` against ten ``"yes"`` scores 1. This is
+  what later third-party evaluation suites adopted (e.g. EvolvingLMMs-Lab/lmms-eval PR #794, 2025).
 
 The id-based functions (``vqa_accuracy_from_ids``, ``soft_scores``) take answers already
 normalised and mapped to an answer vocabulary, id -1 = outside it (never matches).
@@ -46,7 +51,7 @@ import numpy as np
 
 from cotrain.metrics.classification import _np
 
-VQA_VERSIONS = ("current", "pre2021")
+VQA_VERSIONS = ("official", "legacy", "always_normalise")
 
 _PUNCTUATION = (
     ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
@@ -149,7 +154,19 @@ def _leave_one_out(match: np.ndarray) -> np.ndarray:
     return acc.mean(axis=-1)
 
 
-def vqa_accuracy_single(pred: str, gt_answers: Sequence[str], version: str = "current") -> float:
+def _compared(pred: str, gt: list[str], version: str) -> tuple[str, list[str]]:
+    """The prediction and annotator answers in the form ``version`` compares them (module docstring)."""
+    if version == "always_normalise":
+        return normalize_answer(pred), [normalize_answer(a) for a in gt]
+    if version == "legacy":  # gt: raw, or punctuation only when the annotators disagree
+        return normalize_answer(pred), ([process_punctuation(a) for a in gt] if len(set(gt)) > 1 else gt)
+    p, g = _clean_whitespace(pred), [_clean_whitespace(a) for a in gt]
+    if len(set(g)) > 1:  # (normalize_answer's whitespace step changes nothing on cleaned text)
+        p, g = normalize_answer(p), [normalize_answer(a) for a in g]
+    return p, g
+
+
+def vqa_accuracy_single(pred: str, gt_answers: Sequence[str], version: str = "official") -> float:
     """Official accuracy of one predicted answer string against its annotator answers (10 in VQA v2)."""
     _check_version(version)
     if isinstance(gt_answers, str):
@@ -157,18 +174,13 @@ def vqa_accuracy_single(pred: str, gt_answers: Sequence[str], version: str = "cu
     gt = list(gt_answers)
     if len(gt) < 2:
         raise ValueError(f"leave-one-out accuracy needs at least 2 annotator answers, got {len(gt)}")
-    if version == "current":
-        p, g = normalize_answer(pred), [normalize_answer(a) for a in gt]
-    else:
-        p, g = _clean_whitespace(pred), [_clean_whitespace(a) for a in gt]
-        if len(set(g)) > 1:
-            p = process_digit_article(process_punctuation(p))
-            g = [process_digit_article(process_punctuation(a)) for a in g]
+    p, g = _compared(pred, gt, version)
     return float(_leave_one_out(np.array([a == p for a in g])))
 
 
-def vqa_accuracy(preds: Sequence[str], gt: Sequence[Sequence[str]], version: str = "current") -> float:
-    """Mean official accuracy over questions: ``preds`` ``[N]`` strings, ``gt`` ``[N]`` lists of answers."""
+def vqa_scores(preds: Sequence[str], gt: Sequence[Sequence[str]], version: str = "official") -> np.ndarray:
+    """Per-question official accuracy ``[N]`` (float64): ``preds`` ``[N]`` strings, ``gt`` ``[N]`` lists
+    of annotator answers."""
     _check_version(version)
     if isinstance(preds, str):
         raise ValueError("preds must be a sequence of answer strings, not one string")
@@ -176,7 +188,12 @@ def vqa_accuracy(preds: Sequence[str], gt: Sequence[Sequence[str]], version: str
         raise ValueError(f"predictions and ground truth differ in length: {len(preds)} vs {len(gt)}")
     if len(preds) == 0:
         raise ValueError("VQA accuracy of an empty set is undefined")
-    return float(np.mean([vqa_accuracy_single(p, g, version) for p, g in zip(preds, gt)]))
+    return np.array([vqa_accuracy_single(p, g, version) for p, g in zip(preds, gt)], dtype=np.float64)
+
+
+def vqa_accuracy(preds: Sequence[str], gt: Sequence[Sequence[str]], version: str = "official") -> float:
+    """Mean official accuracy over questions (the mean of :func:`vqa_scores`)."""
+    return float(vqa_scores(preds, gt, version).mean())
 
 
 def _ids_inputs(pred_ids, answer_ids) -> tuple[np.ndarray, np.ndarray]:

@@ -400,7 +400,8 @@ def config_from_state(state: dict) -> ExperimentConfig:
 
 
 def format_results(results: dict[str, dict], data: dict[str, TaskData] | None = None) -> str:
-    """A Markdown table: task, modality, metric, test score, chance, steps, time."""
+    """A Markdown table: task, modality, metric, test score, chance, steps, time; then a line per
+    VQA task with its accuracy per answer type."""
     lines = [
         "| task | modality | metric | test | chance | steps | time (s) |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",
@@ -410,4 +411,7 @@ def format_results(results: dict[str, dict], data: dict[str, TaskData] | None = 
         lines.append(
             f"| {name} | {mod} | {r['metric']} | {r['value']:.3f} | {r['chance']:.3f} | {r.get('steps', '')} | {r.get('time_s', '')} |"
         )
-    return "\n".join(lines)
+    from .vl_evaluate import answer_type_lines  # VQA accuracy per answer type, below the table
+
+    extra = answer_type_lines(results)
+    return "\n".join(lines + ([""] + extra if extra else []))

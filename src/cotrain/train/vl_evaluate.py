@@ -2,7 +2,10 @@
 
 - ``vqa``: official VQA accuracy of the top answer against the 10 annotator answers (by answer id;
   with an ``answers_raw`` array of the annotators' strings, by string with the run's
-  ``vqa_version`` normalisation). Chance: always answering the train split's most frequent answer.
+  ``vqa_version`` normalisation: official, legacy or always_normalise). Chance: always answering
+  the train split's most frequent answer. With an ``answer_type`` array, ``details`` holds the
+  accuracy per answer type (``{"yes/no": ..., "number": ..., "other": ...}``, the types present),
+  as the official evaluation reports it.
 - ``refexp``: the top-scoring real proposal's box against ``target_box`` (IoU >= 0.5, or the
   ``12in1`` / ``giou`` variants of ``run.refexp_iou``). Chance: picking a real proposal uniformly.
 - ``recall``: every caption of the split against every distinct image of the split (the pool);
@@ -17,7 +20,8 @@ import torch
 from ..data.arrays import Split, TaskData
 from ..metrics.refexp import refexp_accuracy_from_scores
 from ..metrics.retrieval import recall_at_k
-from ..metrics.vqa import vqa_accuracy, vqa_accuracy_from_ids
+from ..metrics.vqa import vqa_accuracy_from_ids, vqa_scores, vqa_scores_from_ids
+from ..metrics.vqa_types import accuracy_per_answer_type
 
 
 def _rows(split: Split, batch_size: int, max_batches: int | None) -> int:
@@ -28,7 +32,7 @@ def evaluate_vl_task(
     model, task: str, data: TaskData, metric: str, split: str = "val", batch_size: int = 128,
     max_batches: int | None = None, device: str = "cpu", options=None,
 ) -> dict:
-    """``{"metric", "value", "chance", "n"}`` (+ ``details`` for retrieval) of a V&L task."""
+    """``{"metric", "value", "chance", "n"}`` (+ ``details`` for retrieval and typed VQA) of a V&L task."""
     from .evaluate import predict_split
 
     s = data.split(split)
@@ -39,7 +43,7 @@ def evaluate_vl_task(
         return _recall(model, task, s, n, batch_size, device)
     logits, _ = predict_split(model, task, s, batch_size, max_batches, device)
     if metric == "vqa":
-        return _vqa(logits, s, data, n, getattr(options, "vqa_version", "current"))
+        return _vqa(logits, s, data, n, getattr(options, "vqa_version", "official"))
     if metric == "refexp":
         return _refexp(logits, s, data, n, getattr(options, "refexp_iou", "standard"))
     raise ValueError(f"unknown vision-and-language metric {metric!r}; use vqa, recall or refexp")
@@ -52,12 +56,24 @@ def _vqa(logits: torch.Tensor, s: Split, data: TaskData, n: int, version: str) -
     pred = logits.argmax(dim=1).numpy()
     if "answers_raw" in s.arrays:
         names = data.class_names
-        value = vqa_accuracy([names[i] for i in pred], s.arrays["answers_raw"][:n].tolist(), version=version)
+        scores = vqa_scores([names[i] for i in pred], s.arrays["answers_raw"][:n].tolist(), version=version)
     else:
-        value = vqa_accuracy_from_ids(pred, answers)
+        scores = vqa_scores_from_ids(pred, answers)
     prior = np.asarray(data.train.arrays["label"], dtype=np.float64).sum(axis=0)
     chance = vqa_accuracy_from_ids(np.full(n, int(prior.argmax())), answers)
-    return {"metric": "vqa", "value": float(value), "chance": float(chance), "n": int(n)}
+    out = {"metric": "vqa", "value": float(scores.mean()), "chance": float(chance), "n": int(n)}
+    if "answer_type" in s.arrays:
+        per_type = accuracy_per_answer_type(scores, s.arrays["answer_type"][:n])
+        if per_type:
+            out["details"] = {k: round(v, 5) for k, v in per_type.items()}
+    return out
+
+
+def answer_type_lines(results: dict[str, dict]) -> list[str]:
+    """One line per VQA result with per-answer-type ``details``, for below the results table:
+    ``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``."""
+    return [f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items())
+            for name, r in results.items() if r.get("metric") == "vqa" and r.get("details")]
 
 
 def _refexp(scores: torch.Tensor, s: Split, data: TaskData, n: int, variant: str) -> dict:

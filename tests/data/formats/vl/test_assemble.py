@@ -63,6 +63,18 @@ def test_vqa_regions_padding_and_labels(regions):
     assert meta["ids"] == [10, 11, "g1"] and meta["class_names"] == ["cat", "dog", "yes"]
 
 
+def test_vqa_answer_type_kept_or_derived(regions):
+    recs = [r for r in _vqa_records() if r.image_id != 404]
+    recs[1].answer_type = "other"  # the annotation's own field wins over the answers ("2": number)
+    arrays, _, _ = assemble_vqa(recs, regions, ["cat"])
+    assert arrays["answer_type"].tolist() == ["other", "other", "yes/no"]  # "cat", kept, "yes"
+    arrays, _, _ = assemble_vqa([recs[0], VQARecord(11, 2, "How many?", ["two"] * 6 + ["3"] * 4)], regions, ["cat"])
+    assert arrays["answer_type"].tolist() == ["other", "number"]
+    unanswered = [VQARecord(1, 1, "What?", []), VQARecord(2, 2, "Why?", [])]  # test split: no type known
+    arrays, _, _ = assemble_vqa(unanswered, regions, ["cat"])
+    assert "answer_type" not in arrays and len(arrays["label"]) == 2
+
+
 def test_missing_image_fail_and_skip(regions):
     with pytest.raises(MissingImageError, match=r"q\.json: question 12: image 404 not found"):
         assemble_vqa(_vqa_records(), regions, ["cat"])

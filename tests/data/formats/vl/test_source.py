@@ -60,6 +60,7 @@ def test_vqa_v2_source_builds_contract_arrays(tmp_path):
     blue_id = d.class_names.index("blue")
     assert a["label"][1, blue_id] == pytest.approx(1.0) and a["answers"][1].tolist().count(blue_id) == 9
     assert a["answers_raw"].shape == (2, 10)
+    assert a["answer_type"].tolist() == ["other", "other"]  # the annotations' answer_type [N]
     assert (d.test.arrays["answers"] == -1).all()  # "purple" is counted, not a crash
 
 

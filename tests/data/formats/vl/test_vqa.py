@@ -64,6 +64,20 @@ def test_vqa_v2_questions_and_annotations(tmp_path):
     assert recs[1].image_id == 458752 and recs[1].question == "What position is this man playing?"
     assert recs[2].answers == ANSWERS[262146000] and len(recs[0].answers) == 10
     assert {r.split for r in recs} == {"train"} and recs[0].source.endswith("train2014_questions.json")
+    assert [r.answer_type for r in recs] == ["other"] * 3  # the annotation's answer_type, kept
+
+
+def test_vqa_v2_answer_type_optional_and_checked(tmp_path):
+    q, a = _vqa_questions(tmp_path), _vqa_annotations(tmp_path)
+    doc = json.loads(open(a).read())
+    doc["annotations"][0]["answer_type"] = "yes/no"
+    del doc["annotations"][1]["answer_type"]
+    _write(tmp_path / "a.json", doc)
+    assert [r.answer_type for r in read_vqa_v2(q, str(tmp_path / "a.json"))] == ["yes/no", None, "other"]
+    doc["annotations"][2]["answer_type"] = 3
+    _write(tmp_path / "a.json", doc)
+    with pytest.raises(DataError, match=r"question_id 262146000\).*'answer_type' must be str"):
+        read_vqa_v2(q, str(tmp_path / "a.json"))
 
 
 def test_vqa_v2_test_split_without_annotations(tmp_path):

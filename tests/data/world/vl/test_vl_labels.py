@@ -128,6 +128,27 @@ def test_single_answer_tasks(small, name):
         assert ((about >= -1) & (about < n_obj)).all() and (about >= 0).mean() > 0.5
 
 
+# VQA's answer type of each question kind (the canonical answer: yes / no, a count, anything else)
+KIND_TYPES = {
+    "vqa": {"colour": "other", "shape": "other", "count": "number", "yes": "yes/no", "no": "yes/no"},
+    "vgqa": {"colour": "other", "shape": "other", "size": "other", "where": "other", "count": "number"},
+    "gqa": {"choose": "other", "colour": "other", "shape": "other", **{f"{k}-{a}": "yes/no" for k in
+            ("verify", "compare", "exist") for a in ("yes", "no")}},
+}
+
+
+@pytest.mark.parametrize("name", ["vqa", "vgqa", "gqa"])
+def test_answer_type_follows_the_question_kind(small, name):
+    seen = set()
+    for split in SPLITS:
+        a = small[name].split(split).arrays
+        kinds = small[name].meta["extra"][split]["kind"]
+        assert a["answer_type"].shape == (len(kinds),) and a["answer_type"].dtype.kind == "U"
+        assert a["answer_type"].tolist() == [KIND_TYPES[name][k] for k in kinds]
+        seen |= set(a["answer_type"].tolist())
+    assert seen == set(KIND_TYPES[name].values())  # every type of the task occurs
+
+
 def test_vqa_and_vgqa_share_the_vocabulary(small):
     assert small["vqa"].class_names == small["vgqa"].class_names == VQA_ANSWERS
     assert small["gqa"].class_names == GQA_ANSWERS != VQA_ANSWERS

@@ -36,6 +36,7 @@ from cotrain.data.formats.vl.records import (
 )
 from cotrain.data.formats.vl.regions import RegionFeatures
 from cotrain.data.formats.vl.vqa import encode_answers, soft_scores
+from cotrain.metrics.vqa_types import answer_type_of
 
 _HASH_BASE = 1 << 62
 
@@ -192,14 +193,18 @@ def _keys(keys: list) -> np.ndarray:
 def assemble_vqa(records: Sequence[VQARecord], visual, vocab: Sequence[str], max_regions: int = 36, *,
                  missing: str = "fail") -> Assembled:
     """VQA / GQA / VG-QA → ``answers`` int64 ``[N, 10]`` (-1 outside ``vocab``), ``label`` float32
-    ``[N, A]`` soft scores, plus text / image / visual arrays. Out-of-vocabulary answers are counted
-    in the report."""
+    ``[N, A]`` soft scores, ``answer_type`` str ``[N]`` (the record's, else derived from its answers
+    by :func:`~cotrain.metrics.vqa_types.answer_type_of`; "" unknown; absent when no row has one),
+    plus text / image / visual arrays. Out-of-vocabulary answers are counted in the report."""
     if len(vocab) == 0:
         raise ValueError("the answer vocabulary is empty")
     reader = _Reader(visual, max_regions)
     kept, report = _keep(records, reader, lambda r: (r.image_id,), lambda r: f"question {r.question_id}", missing)
     answers, answer_report = encode_answers(kept, vocab)
     extra = {"answers": answers, "label": soft_scores(answers, len(vocab))}
+    types = [r.answer_type or answer_type_of(r.answers) or "" for r in kept]
+    if any(types):  # else unknown throughout (e.g. a test split without answers): left out
+        extra["answer_type"] = np.asarray(types, dtype=str)
     out = _finish(kept, _keys([r.image_id for r in kept]), [r.question for r in kept], [r.question_id for r in kept],
                   reader, "vqa", _merge(report, answer_report), extra)
     out.meta["class_names"] = list(vocab)

@@ -52,6 +52,7 @@ class VQARecord:
     answers: list[str]  # raw answers as annotated (normalised later, by the metric's rules)
     split: str | None = None
     source: str = ""
+    answer_type: str | None = None  # VQA v2's "yes/no" | "number" | "other"; None: derived from answers
 
 
 @dataclass

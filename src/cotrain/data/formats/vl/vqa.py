@@ -7,8 +7,9 @@ Formats read:
 - **VQA v2** (:func:`read_vqa_v2`): the official questions JSON
   ``{"questions": [{"question_id", "image_id", "question"}], "data_subtype": "train2014", ...}`` and
   the annotations JSON ``{"annotations": [{"question_id", "image_id", "answers": [{"answer",
-  "answer_confidence", "answer_id"}] x 10, "multiple_choice_answer", ...}]}``. The annotations file
-  is optional (test splits): answers are then empty.
+  "answer_confidence", "answer_id"}] x 10, "multiple_choice_answer", "answer_type", ...}]}``
+  (``answer_type``, "yes/no" | "number" | "other", is kept when present). The annotations file is
+  optional (test splits): answers are then empty.
 - **GQA** (:func:`read_gqa`): ``{"<question id>": {"imageId", "question", "answer", "fullAnswer",
   ...}}``; one answer per question.
 - **Visual Genome QA** (:func:`read_vg_qa`): ``question_answers.json``, a list of images
@@ -105,6 +106,7 @@ def read_vqa_v2(
         if image_id != rec.image_id:
             raise DataError(f"{where}: image_id {image_id} differs from the questions file's {rec.image_id} ({qp})", ap)
         rec.answers = [get(ans, "answer", ap, f"{where}, answer {j}", str) for j, ans in enumerate(answers)]
+        rec.answer_type = get(a, "answer_type", ap, where, str, default=None)
     only_q, only_a = set(by_id) - seen, seen - set(by_id)
     if only_q or only_a:
         parts = []

@@ -6,7 +6,8 @@ proposals, see :mod:`.regions`) and ``label``; K-view tasks (``nlvr`` K = 2, ret
 carry a view axis after N. Per head type:
 
 - ``vqa`` (``vqa``, ``vgqa``, ``gqa``): ``answers`` int64 ``[N, 10]``, ``label`` float32 ``[N, A]`` soft
-  scores, ``about_object`` int64 ``[N]`` (the object the question is about, -1 if none);
+  scores, ``about_object`` int64 ``[N]`` (the object the question is about, -1 if none),
+  ``answer_type`` str ``[N]`` ("yes/no", "number" or "other", of the canonical answer);
 - ``retrieval``: ``label`` int64 ``[N]`` zeros (view 0 is the caption's image);
 - ``refexp``: ``label`` float32 ``[N, R]`` (IoU >= 0.5 with the target, else 0), ``target_box`` float32
   ``[N, 4]`` (normalised), ``target_object`` int64 ``[N]`` (index in the scene's objects);
@@ -118,6 +119,7 @@ def _gen_qa(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
         "answers": answer_ids,
         "label": label,
         "about_object": np.asarray([q.about for q in out], dtype=np.int64),
+        "answer_type": _texts([q.answer_type for q in out]),
         "_answers_raw": np.asarray([q.raw for q in out], dtype=np.str_).reshape(n, answers.N_ANNOTATORS),
         "_kind": _texts([q.kind for q in out]),
     }
@@ -205,7 +207,7 @@ def _gen_snli(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
 _GENERATORS = {"vqa": _gen_qa, "retrieval": _gen_retrieval, "refexp": _gen_refexp, "nlvr": _gen_nlvr,
                "snli-ve": _gen_snli}
 REQUIRED = {
-    "vqa": ("answers", "about_object"),
+    "vqa": ("answers", "about_object", "answer_type"),
     "retrieval": (),
     "refexp": ("target_box", "target_object"),
     "nlvr": (),

@@ -18,6 +18,10 @@ is unique without its colour) the next kind of the cycle is used.
 
 ``about`` is the index of the object the question is about (-1 for counts and absent things), for
 the grounding-consistency analysis.
+
+``answer_type`` is VQA's answer type of the canonical answer (yes / no -> "yes/no", a count ->
+"number", else "other"; :func:`cotrain.metrics.vqa_types.answer_type_of`), for the accuracy per
+answer type.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from ....metrics.vqa_types import answer_type_of
 from ..scene import COLOUR_NAMES, SHAPES, Scene
 from .answers import GQA_ANSWERS, N_ANNOTATORS, VQA_ANSWERS, annotate
 from .facts import KEYS, Facts, absent_desc, describe, facts_for, pick_desc, random_desc
@@ -51,6 +56,11 @@ class QA:
     about: int = -1
     raw: list[str] = field(default_factory=list)  # the annotators' answers as typed (vqa only)
     kind: str = ""  # the question kind actually asked
+
+    @property
+    def answer_type(self) -> str:
+        """VQA's answer type of the (canonical) answer: "yes/no", "number" or "other"."""
+        return answer_type_of([self.answer]) or "other"
 
 
 def _ask(rng: np.random.Generator, templates: tuple[str, ...], **parts) -> str:
