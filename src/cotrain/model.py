@@ -1,217 +1,231 @@
-"""The PolyViT-style co-training model: per-modality encoders → one shared trunk → per-head-key heads.
+"""The one model: an encoder per input kind some task reads → one trunk → one head per head key.
 
-    batch[modality] ──▶ encoders[modality] ──▶ trunk(·, mask, modality) ──▶ heads[task.head] ──▶ logits
+    batch ──▶ encoders[kind] for each of the task's inputs ──▶ trunk(streams, task token) ──▶ heads[task.head]
 
-Only the encoders of modalities some task reads are built. Tasks naming the same head key share
-one head (and must agree on its number of classes and on multi-label-ness).
+Every task family runs on it: PolyViT's image / video / audio classification (``trunk: shared``),
+12-in-1's vision-and-language tasks (``coattention``, or ``single_stream``), text-only tasks, and any
+mix of them in one network. Encoders come from :data:`cotrain.encoders.ENCODERS`, the trunk from
+:data:`cotrain.trunks.TRUNKS`, heads from :data:`cotrain.heads.HEADS`.
+
+A batch whose non-text arrays carry a view axis ``[B, K, ...]`` (NLVR2: K = 2; retrieval training:
+K = 4) runs ``B·K`` trunk passes with the text repeated, and the trunk output is regrouped
+``[B, K, ...]`` for the head.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from cotrain.config import MODALITIES, HeadConfig, ModelConfig
-from cotrain.heads import build_head
-from cotrain.modalities import build_encoder
-from cotrain.trunks.shared import SharedTrunk
+from cotrain.config import ConfigError, HeadConfig, ModelConfig
+from cotrain.encoders import build_encoder, encode, views_of
+from cotrain.errors import InputError
+from cotrain.heads import build_head, head_class
+from cotrain.tasks import TaskSpec
+from cotrain.trunks import build_trunk
+from cotrain.trunks.output import Tokens, TrunkOutput
 
 
-@dataclass
-class TaskSpec:
-    """What the model needs to know about a task."""
-
-    name: str
-    modality: str  # the batch key the task reads: image | video | audio | text
-    head: str  # head key; tasks with the same key share a head
-    num_classes: int
-    multilabel: bool = False
-    loss_weight: float = 1.0
-    # vision-and-language tasks only (modality "vl"; see docs/vl-contract.md)
-    head_type: str | None = None  # vqa | retrieval | refexp | nlvr | snli-ve
-    region_dim: int | None = None  # F of the region features
-    group: str | None = None  # the task group (12-in-1's G1..G4)
-
-    @classmethod
-    def from_task(cls, task_cfg, data) -> "TaskSpec":
-        """From a :class:`cotrain.config.TaskConfig` and its :class:`cotrain.data.arrays.TaskData`."""
-        return cls(
-            name=task_cfg.name,
-            modality=data.modality,
-            head=task_cfg.head_key,
-            num_classes=data.num_classes,
-            multilabel=data.multilabel,
-            loss_weight=task_cfg.loss_weight,
-        )
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def with_total(terms: dict[str, torch.Tensor], loss_weight: float) -> dict[str, torch.Tensor]:
-    """``terms`` plus ``"loss"`` = ``loss_weight`` · the sum of the terms (the dict is returned)."""
-    values = list(terms.values())
-    total = values[0]
-    for v in values[1:]:
-        total = total + v
-    terms["loss"] = total * loss_weight if loss_weight != 1.0 else total
-    return terms
+def task_token_ids(mode: str, tasks: list[TaskSpec]) -> tuple[dict[str, int], int]:
+    """Task token id per task and the number of tokens: ``dataset`` one per task (task order),
+    ``head`` one per head key (order of first use), ``none`` none."""
+    if mode == "none":
+        return {}, 0
+    if mode == "dataset":
+        return {s.name: i for i, s in enumerate(tasks)}, len(tasks)
+    if mode == "head":
+        keys = list(dict.fromkeys(s.head for s in tasks))
+        return {s.name: keys.index(s.head) for s in tasks}, len(keys)
+    raise ConfigError(f"unknown model.task_tokens {mode!r}; use dataset, head or none")
 
 
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def group_by_head(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, list[TaskSpec]]:
-    """Tasks per head key, in order of first use; a ``model.heads`` entry no task uses is an error."""
+def resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, tuple[HeadConfig, int]]:
+    """Per head key: its config (declared, or the default of its kind) and its output size. Tasks
+    sharing a key must agree on the head kind and, for class-based heads, on the class count."""
     by_head: dict[str, list[TaskSpec]] = {}
     for spec in tasks:
         by_head.setdefault(spec.head, []).append(spec)
     unused = sorted(set(cfg.heads) - set(by_head))
     if unused:
-        raise ValueError(f"model.heads has entries no task uses: {unused}; task heads: {sorted(by_head)}")
-    return by_head
+        raise ConfigError(f"model.heads has entries no task uses: {unused}; task heads: {sorted(by_head)}")
+    out = {}
+    for key, specs in by_head.items():
+        names = [s.name for s in specs]
+        kinds = {s.head_kind for s in specs}
+        if len(kinds) > 1:
+            detail = ", ".join(f"{s.name}: {s.head_kind}" for s in specs)
+            raise ConfigError(f"tasks {names} share head {key!r} but differ in head kind ({detail})")
+        kind = kinds.pop()
+        classes = {s.num_classes for s in specs}
+        if head_class(kind).uses_classes and len(classes) > 1:
+            detail = ", ".join(f"{s.name}: {s.num_classes}" for s in specs)
+            raise ConfigError(f"tasks {names} share head {key!r} but differ in number of classes ({detail})")
+        n = max(classes)
+        head_cfg = cfg.heads.get(key) or HeadConfig(type=kind)
+        if head_cfg.type is None:
+            head_cfg = head_cfg.model_copy(update={"type": kind})
+        if head_class(kind).uses_classes and head_cfg.num_classes not in (None, n):
+            raise ConfigError(f"model.heads.{key}.num_classes is {head_cfg.num_classes} but the data of tasks "
+                              f"{names} has {n} classes")
+        out[key] = (head_cfg, n)
+    return out
 
 
-class TaskLookup:
-    """``spec(task)`` and ``head(task)`` of a model with ``tasks`` (name -> TaskSpec) and ``heads``."""
+class Model(nn.Module):
+    """``Model(cfg, tasks, vocab_size=None)``: ``cfg`` is ``model:`` of the config, ``tasks`` the
+    task table (:mod:`cotrain.tasks`), ``vocab_size`` the tokenizer's (needed when a task reads text)."""
 
-    tasks: dict[str, TaskSpec]
-    heads: nn.ModuleDict
-
-    def spec(self, task: str) -> TaskSpec:
-        try:
-            return self.tasks[task]
-        except KeyError:
-            raise KeyError(f"no task named {task!r}; tasks: {list(self.tasks)}") from None
-
-    def head(self, task: str) -> nn.Module:
-        return self.heads[self.spec(task).head]
-
-
-class CotrainModel(TaskLookup, nn.Module):
     def __init__(self, cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> None:
         super().__init__()
-        if cfg.trunk != "shared":
-            raise ValueError(f"model.trunk {cfg.trunk!r} is not available; use 'shared'")
         if not tasks:
-            raise ValueError("a model needs at least one task")
+            raise ConfigError("a model needs at least one task")
         self.cfg = cfg
         self.tasks: dict[str, TaskSpec] = {}
         for spec in tasks:
             if spec.name in self.tasks:
-                raise ValueError(f"task {spec.name!r} is given twice")
-            if spec.modality not in MODALITIES:
-                raise ValueError(f"task {spec.name!r} reads modality {spec.modality!r}; known: {list(MODALITIES)}")
-            if spec.num_classes < 1:
-                raise ValueError(f"task {spec.name!r} has {spec.num_classes} classes; need at least 1")
+                raise ConfigError(f"task {spec.name!r} is given twice")
+            if head_class(spec.head_kind).uses_classes and spec.num_classes < 1:
+                raise ConfigError(f"task {spec.name!r} has {spec.num_classes} classes; need at least 1")
             self.tasks[spec.name] = spec
-
-        head_cfgs, head_classes = self._resolve_heads(cfg, tasks)
-        used = [m for m in MODALITIES if any(s.modality == m for s in tasks)]
-        if "text" in used and vocab_size is None:
-            text_tasks = [s.name for s in tasks if s.modality == "text"]
-            raise ValueError(f"text tasks {text_tasks} need vocab_size to build the text encoder")
-
-        self.encoders = nn.ModuleDict(
-            {
-                m: build_encoder(m, getattr(cfg.encoders, m), cfg.dim, vocab_size=vocab_size, dropout=cfg.dropout)
-                for m in used
-            }
-        )
-        self.trunk = SharedTrunk(
-            cfg.dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, cfg.drop_path, cfg.l_adapt, used
-        )
+        kinds = list(dict.fromkeys(k for s in tasks for k in s.inputs))
+        region_dims = {s.name: s.region_dim for s in tasks if s.region_dim is not None}
+        if len(set(region_dims.values())) > 1:
+            raise ConfigError(f"tasks have region features of different sizes {region_dims}; one region encoder needs one size")
+        region_dim = next(iter(region_dims.values()), None)
+        self.encoders = nn.ModuleDict({
+            k: build_encoder(k, cfg.encoders, cfg.dim, vocab_size=vocab_size, region_dim=region_dim, dropout=cfg.dropout)
+            for k in kinds
+        })
+        self.task_index, num_tokens = task_token_ids(cfg.task_tokens, tasks)
+        self.trunk = build_trunk(cfg, kinds, [s.inputs for s in tasks], num_tokens)
         self.heads = nn.ModuleDict()
-        for key in head_cfgs:
+        for key, (head_cfg, n) in resolve_heads(cfg, tasks).items():
             try:
-                self.heads[key] = build_head(head_cfgs[key], cfg.dim, head_classes[key])
+                self.heads[key] = build_head(head_cfg, cfg.dim, n)
             except KeyError as err:  # ModuleDict refuses "", "a.b" and names like "update"
                 users = [s.name for s in tasks if s.head == key]
-                raise ValueError(f"head key {key!r} (tasks {users}) cannot be used as a module name: {err}") from None
+                raise ConfigError(f"head key {key!r} (tasks {users}) cannot be used as a module name: {err}") from None
 
-    @staticmethod
-    def _resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> tuple[dict[str, HeadConfig], dict[str, int]]:
-        by_head = group_by_head(cfg, tasks)
-        head_cfgs: dict[str, HeadConfig] = {}
-        head_classes: dict[str, int] = {}
-        for key, specs in by_head.items():
-            names = [s.name for s in specs]
-            classes = {s.num_classes for s in specs}
-            if len(classes) > 1:
-                detail = ", ".join(f"{s.name}: {s.num_classes}" for s in specs)
-                raise ValueError(f"tasks {names} share head {key!r} but differ in number of classes ({detail})")
-            multilabel = {s.multilabel for s in specs}
-            if len(multilabel) > 1:
-                raise ValueError(f"tasks {names} share head {key!r} but not all of them are multi-label")
-            num_classes, is_multilabel = classes.pop(), multilabel.pop()
-            head_cfg = cfg.heads.get(key)
-            if head_cfg is None:
-                head_cfg = HeadConfig(type="multilabel" if is_multilabel else "classify")
-            else:
-                if head_cfg.num_classes is not None and head_cfg.num_classes != num_classes:
-                    raise ValueError(
-                        f"model.heads.{key}.num_classes is {head_cfg.num_classes} but the data of tasks "
-                        f"{names} has {num_classes} classes"
-                    )
-                wanted = "multilabel" if is_multilabel else "classify"
-                if head_cfg.type != wanted:
-                    raise ValueError(
-                        f"model.heads.{key}.type is {head_cfg.type!r} but tasks {names} are "
-                        f"{'multi-label' if is_multilabel else 'single-label'}; use type {wanted!r}"
-                    )
-            head_cfgs[key] = head_cfg
-            head_classes[key] = num_classes
-        return head_cfgs, head_classes
+    # ------------------------------------------------------------------ lookup
+    def spec(self, task: str) -> TaskSpec:
+        try:
+            return self.tasks[task]
+        except KeyError:
+            raise InputError(f"no task named {task!r}; tasks: {list(self.tasks)}") from None
+
+    def head(self, task: str) -> nn.Module:
+        return self.heads[self.spec(task).head]
+
+    def task_token_id(self, task: str) -> int | None:
+        """The task token id of ``task`` (None with ``task_tokens: none``)."""
+        self.spec(task)
+        return self.task_index.get(task)
+
+    def _task_ids(self, task: str, n: int, device: torch.device) -> torch.Tensor | None:
+        tid = self.task_token_id(task)
+        return None if tid is None else torch.full((n,), tid, dtype=torch.long, device=device)
 
     # ------------------------------------------------------------------ running
-    def encode(self, batch: dict[str, torch.Tensor], task: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Trunk output ``[B, L, D]`` (after the final LayerNorm) and the token mask."""
+    def streams(self, batch: dict[str, torch.Tensor], task: str) -> tuple[dict[str, Tokens], int]:
+        """Each of the task's inputs encoded (a view axis flattened, text repeated K times) and K."""
         spec = self.spec(task)
-        if spec.modality not in batch:
-            raise KeyError(f"task {task!r} reads batch[{spec.modality!r}]; the batch has {sorted(batch)}")
-        tokens, mask = self.encoders[spec.modality](batch[spec.modality])
-        return self.trunk(tokens, mask, spec.modality), mask
+        views = {k: views_of(k, batch) for k in spec.inputs if k != "text"}
+        if len(set(views.values())) > 1:
+            raise InputError(f"task {task!r}: its inputs carry different view counts {views}")
+        k_views = next(iter(views.values()), 0)
+        streams = {}
+        for kind in spec.inputs:
+            if kind == "text":
+                s = encode(self.encoders[kind], kind, batch)
+                if k_views:
+                    s = Tokens(s.x.repeat_interleave(k_views, 0), s.mask.repeat_interleave(k_views, 0))
+            else:
+                s = encode(self.encoders[kind], kind, batch, k_views)
+            streams[kind] = s
+        sizes = {k: s.x.shape[0] for k, s in streams.items()}
+        if len(set(sizes.values())) > 1:
+            raise InputError(f"task {task!r}: its inputs have different batch sizes {sizes}")
+        return streams, k_views
+
+    def encode(self, batch: dict[str, torch.Tensor], task: str) -> TrunkOutput:
+        """The trunk output of ``task`` on ``batch`` (regrouped ``[B, K, ...]`` with views)."""
+        streams, views = self.streams(batch, task)
+        n = next(iter(streams.values())).x.shape[0]
+        out = self.trunk(streams, self._task_ids(task, n, next(iter(streams.values())).x.device))
+        return out.regroup(views) if views else out
 
     def forward(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        """Logits ``[B, C]`` of ``task`` for ``batch[task's modality]``."""
-        h, mask = self.encode(batch, task)
-        return self.heads[self.tasks[task].head](h, mask)
+        """The head's predictions (logits / scores; shape per head kind, see cotrain.heads)."""
+        return self.head(task)(self.encode(batch, task))
 
     def losses(self, batch: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
-        """The head's loss terms on ``batch["label"]`` plus ``"loss"`` = loss_weight · their sum."""
-        logits = self(batch, task)
-        spec = self.tasks[task]
-        if "label" not in batch:
-            raise KeyError(f"task {task!r}: the batch has no 'label' (keys: {sorted(batch)})")
-        return with_total(self.heads[spec.head].losses(logits, batch["label"]), spec.loss_weight)
+        """The head's loss terms plus ``"loss"`` = loss_weight · Σ head.loss_weights[term] · term."""
+        spec = self.spec(task)
+        head = self.heads[spec.head]
+        terms = head.losses(self(batch, task), batch)
+        total = head.weighted_total(terms)
+        terms["loss"] = total * spec.loss_weight if spec.loss_weight != 1.0 else total
+        return terms
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        """Probabilities ``[B, C]`` (softmax or sigmoid) — no gradient."""
+        """Probabilities / scores (the head's ``predict``) — no gradient."""
         return self.head(task).predict(self(batch, task))
 
     def features(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        """The class-token trunk representation ``[B, D]`` (after the final LayerNorm), for linear probes."""
-        h, _ = self.encode(batch, task)
-        return h[:, 0]
+        """The pooled trunk representation (``TrunkOutput.joint``): ``[B, D]`` (``[B, K, D]`` with views),
+        for linear probes."""
+        return self.encode(batch, task).joint()
+
+    @torch.no_grad()
+    def score_pairs(self, text: dict[str, torch.Tensor], visual: dict[str, torch.Tensor], task: str,
+                    chunk_size: int = 256) -> torch.Tensor:
+        """Scores ``[Nt, Ni]`` of every caption of ``text`` (``{"text": [Nt, L]}``) with every image of
+        ``visual`` (the task's other input, e.g. ``{"regions", "boxes", "region_mask"}`` ``[Ni, ...]``),
+        for retrieval. Each stream is encoded once; the trunk runs ``chunk_size`` pairs at a time."""
+        spec = self.spec(task)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        if "text" not in spec.inputs or len(spec.inputs) != 2:
+            raise InputError(f"score_pairs needs a task reading text and one other input; {task!r} reads {list(spec.inputs)}")
+        other = next(k for k in spec.inputs if k != "text")
+        if views_of(other, visual):
+            raise InputError("score_pairs takes a pool of single images (no view axis)")
+        t = encode(self.encoders["text"], "text", text)
+        v = encode(self.encoders[other], other, visual)
+        nt, ni = t.x.shape[0], v.x.shape[0]
+        scores = torch.empty(nt * ni, dtype=t.x.dtype, device=t.x.device)
+        head = self.heads[spec.head]
+        for start in range(0, nt * ni, chunk_size):
+            idx = torch.arange(start, min(start + chunk_size, nt * ni), device=t.x.device)
+            pair = {"text": t.index(idx // ni), other: v.index(idx % ni)}
+            out = self.trunk({k: pair[k] for k in spec.inputs}, self._task_ids(task, idx.numel(), t.x.device))
+            scores[start : start + idx.numel()] = head(out)
+        return scores.view(nt, ni)
 
     def parameter_counts(self) -> dict[str, int]:
-        adapt = _count(self.trunk.adapters)
+        """``encoders``, ``trunk`` (shared layers), ``trunk_adapt`` (L_adapt layers), ``task_tokens``,
+        ``heads`` and ``total``."""
+        adapt = _count(getattr(self.trunk, "adapters", None))
+        tokens = _count(getattr(self.trunk, "task_tokens", None))
         counts = {
             "encoders": _count(self.encoders),
-            "trunk_shared": _count(self.trunk) - adapt,
+            "trunk": _count(self.trunk) - adapt - tokens,
             "trunk_adapt": adapt,
+            "task_tokens": tokens,
             "heads": _count(self.heads),
         }
         counts["total"] = _count(self)
         return counts
 
 
-def build_model(cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> nn.Module:
-    """``model.trunk: shared`` → :class:`CotrainModel`; ``coattention`` / ``single_stream`` →
-    :class:`cotrain.vl_model.VLModel` (the same interface)."""
-    if cfg.trunk == "shared":
-        return CotrainModel(cfg, tasks, vocab_size=vocab_size)
-    from cotrain.vl_model import VLModel  # imports TaskSpec from this module
+def build_model(cfg: ModelConfig, tasks: list[TaskSpec], vocab_size: int | None = None) -> Model:
+    """The model of ``model:`` for the task table ``tasks``."""
+    return Model(cfg, tasks, vocab_size=vocab_size)
 
-    return VLModel(cfg, tasks, vocab_size=vocab_size)
+
+__all__ = ["Model", "build_model", "resolve_heads", "task_token_ids"]

@@ -22,9 +22,9 @@ from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
 from cotrain.heads.vqa import VQAHead
 from cotrain.model import TaskLookup, TaskSpec, group_by_head, with_total
-from cotrain.modalities.image import ImageEncoder
-from cotrain.modalities.regions import RegionEncoder
-from cotrain.modalities.text import TextEncoder
+from cotrain.encoders.image import ImageEncoder
+from cotrain.encoders.regions import RegionEncoder
+from cotrain.encoders.text import TextEncoder
 from cotrain.trunks.coattention import CoAttentionTrunk
 from cotrain.trunks.single_stream import SingleStreamTrunk
 from cotrain.trunks.vl_output import VLOutput

@@ -2,6 +2,10 @@
 
 ``classify``: softmax cross-entropy on int64 class ids ``[B]``.
 ``multilabel``: per-class sigmoid binary cross-entropy on float targets ``[B, C]``.
+
+Pooling of the trunk output: ``cls`` takes :meth:`TrunkOutput.joint` — the class token of a
+one-input task (PolyViT), ``h_IMG ⊙ h_CLS`` of an image–text one; ``mean`` averages the real tokens
+after each stream's first one (padding excluded; an example with none pools to zeros).
 """
 
 from __future__ import annotations
@@ -11,34 +15,38 @@ import torch.nn.functional as F
 from torch import nn
 
 from cotrain.config import HeadConfig
+from cotrain.heads.common import Head, single_view
 from cotrain.trunks.layers import init_vit_weights
+from cotrain.trunks.output import TrunkOutput
 
 
-def pool_tokens(tokens: torch.Tensor, mask: torch.Tensor | None, how: str) -> torch.Tensor:
-    """``[B, L, D]`` → ``[B, D]``. ``cls``: token 0. ``mean``: mean over real tokens 1..L-1 (the
-    class token and padding excluded; an example with no real token pools to zeros)."""
+def pool(out: TrunkOutput, how: str) -> torch.Tensor:
+    """``[B, D]`` from a trunk output (see the module docstring)."""
     if how == "cls":
-        return tokens[:, 0]
+        return out.joint()
     if how == "mean":
-        rest = tokens[:, 1:]
-        if mask is None:
-            return rest.mean(dim=1)
-        weights = mask[:, 1:, None].to(rest.dtype)
-        return (rest * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        total, count = 0.0, 0.0
+        for kind in out.kinds:
+            x, mask = out.tokens(kind)
+            w = mask[..., None].to(x.dtype)
+            total = total + (x * w).sum(dim=-2)
+            count = count + w.sum(dim=-2)
+        return total / torch.as_tensor(count).clamp_min(1.0)
     raise ValueError(f"unknown pooling {how!r}; use 'cls' or 'mean'")
 
 
-class ClassifyHead(nn.Module):
-    """``forward(tokens [B, L, D], mask [B, L] or None) -> logits [B, C]``."""
+class ClassifyHead(Head):
+    """``forward(out) -> logits [B, C]``; ``losses``: ``{"ce"}`` (classify) or ``{"bce"}`` (multilabel)."""
+
+    metric = "top1"
 
     def __init__(self, cfg: HeadConfig, dim: int, num_classes: int) -> None:
-        super().__init__()
+        self.kind = cfg.type
+        self.default_loss_weights = {"ce": 1.0} if cfg.type == "classify" else {"bce": 1.0}
+        super().__init__(cfg)
         if num_classes < 1:
             raise ValueError(f"a head needs at least one class, got {num_classes}")
-        self.cfg = cfg
-        self.type = cfg.type
-        self.pool = cfg.pool
-        self.num_classes = num_classes
+        self.pool, self.num_classes = cfg.pool, num_classes
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         if cfg.mlp:
             hidden = cfg.hidden or dim
@@ -52,11 +60,15 @@ class ClassifyHead(nn.Module):
         # after 500 steps here: 0.11 vs 0.74)
         nn.init.trunc_normal_(last.weight, std=0.02, a=-0.04, b=0.04)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.mlp(self.drop(pool_tokens(tokens, mask, self.pool)))
+    def forward(self, out: TrunkOutput) -> torch.Tensor:
+        single_view(out, self.kind)
+        return self.mlp(self.drop(pool(out, self.pool)))
 
-    def losses(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.type == "classify":
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if "label" not in batch:
+            raise KeyError(f"the {self.kind} head needs batch['label']; the batch has {sorted(batch)}")
+        target = batch["label"]
+        if self.kind == "classify":
             if target.is_floating_point():
                 raise TypeError(f"a classify head needs int64 class ids as targets, got {target.dtype}")
             return {"ce": F.cross_entropy(logits, target.long())}
@@ -68,7 +80,7 @@ class ClassifyHead(nn.Module):
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities: softmax over classes (classify) or per-class sigmoid (multilabel)."""
-        return logits.softmax(dim=-1) if self.type == "classify" else logits.sigmoid()
+        return logits.softmax(dim=-1) if self.kind == "classify" else logits.sigmoid()
 
     def extra_repr(self) -> str:
-        return f"type={self.type}, pool={self.pool}, num_classes={self.num_classes}"
+        return f"type={self.kind}, pool={self.pool}, num_classes={self.num_classes}"

@@ -19,31 +19,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cotrain.heads.vl_common import float_targets, single_view
+from cotrain.config import HeadConfig
+from cotrain.heads.common import Head, float_targets, single_view
 from cotrain.trunks.layers import init_vit_weights
-from cotrain.trunks.vl_output import VLOutput
+from cotrain.trunks.output import TrunkOutput
 
 
-class RefExpHead(nn.Module):
-    """``forward(out) -> logits [B, R]`` from ``out.regions [B, R, D]`` (padding: dtype minimum).
+class RefExpHead(Head):
+    """``forward(out) -> logits [B, R]`` from the ``regions`` stream's states without IMG.
 
     ``losses(logits, batch)``: ``{"bce": Σ_real-regions BCE(logit, batch["label"] [B, R]) / B}``;
     the real proposals are ``batch["region_mask"]`` when present, else the non-padded logits.
     ``predict(logits)``: per-region sigmoid ``[B, R]`` (padding 0); argmax = the chosen proposal.
     """
 
-    head_type = "refexp"
+    kind, metric, uses_classes, needs = "refexp", "refexp", False, "regions"
+    default_loss_weights = {"bce": 1.0}
 
-    def __init__(self, dim: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+    def __init__(self, cfg: HeadConfig, dim: int, num_classes: int = 0) -> None:
+        super().__init__(cfg)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.score = nn.Linear(dim, 1)
         self.apply(init_vit_weights)
 
-    def forward(self, out: VLOutput) -> torch.Tensor:
+    def forward(self, out: TrunkOutput) -> torch.Tensor:
         single_view(out, "refexp")
-        logits = self.score(self.drop(out.regions)).squeeze(-1)  # [B, R]
-        return logits.masked_fill(~out.region_mask, torch.finfo(logits.dtype).min)
+        regions, mask = out.tokens("regions")
+        logits = self.score(self.drop(regions)).squeeze(-1)  # [B, R]
+        return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
     def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         target = float_targets(batch, logits, "refexp", "IoU targets (one per proposal)")
@@ -56,3 +59,16 @@ class RefExpHead(nn.Module):
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid()
+
+    def results(self, probs: torch.Tensor, batch: dict, class_names: list[str], top_k: int) -> list[dict]:
+        """``region`` (index), ``box`` (normalised x0, y0, x1, y1), ``score``, ``scores`` (per region)."""
+        out = []
+        for i, p in enumerate(probs.float().cpu()):
+            mask = batch.get("region_mask")
+            if mask is not None:
+                p = p.masked_fill(~mask[i].bool().cpu(), -1.0)
+            best = int(p.argmax())
+            box = batch["boxes"][i, best].cpu().tolist() if "boxes" in batch else None
+            out.append({"region": best, "box": [round(b, 5) for b in box] if box else None, "score": float(p[best]),
+                        "scores": [round(float(x), 6) for x in p]})
+        return out

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from cotrain.heads.vl_common import SimpleClassifier, class_ids, get_label, single_view
-from cotrain.trunks.vl_output import VLOutput
+from cotrain.config import HeadConfig
+from cotrain.heads.common import Head, SimpleClassifier, class_ids, get_label, single_view
+from cotrain.trunks.output import TrunkOutput
 
 
-class _SoftmaxHead(nn.Module):
-    head_type = ""
+class _SoftmaxHead(Head):
+    default_loss_weights = {"ce": 1.0}
 
     def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = class_ids(get_label(batch, self.head_type), logits, self.head_type)
+        target = class_ids(get_label(batch, self.kind), logits, self.kind)
         return {"ce": F.cross_entropy(logits, target)}
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
@@ -36,18 +36,17 @@ class NLVRHead(_SoftmaxHead):
     ``losses``: ``{"ce": CE(logits, batch["label"] [B])}``; ``predict``: softmax ``[B, C]``.
     """
 
-    head_type = "nlvr"
+    kind = "nlvr"
+    views = 2
 
-    def __init__(
-        self, dim: int, num_classes: int = 2, hidden: int | None = None, dropout: float = 0.0, views: int = 2
-    ) -> None:
-        super().__init__()
+    def __init__(self, cfg: HeadConfig, dim: int, num_classes: int = 2) -> None:
+        super().__init__(cfg)
         if num_classes < 2:
             raise ValueError(f"the NLVR head needs at least 2 classes, got {num_classes}")
-        self.num_classes, self.views = num_classes, views
-        self.classifier = SimpleClassifier(views * dim, hidden or views * dim, num_classes, dropout)
+        self.num_classes = num_classes
+        self.classifier = SimpleClassifier(self.views * dim, cfg.hidden or self.views * dim, num_classes, cfg.dropout)
 
-    def forward(self, out: VLOutput) -> torch.Tensor:
+    def forward(self, out: TrunkOutput) -> torch.Tensor:
         if out.views != self.views:
             raise ValueError(
                 f"the NLVR head needs K = {self.views} images per statement (regions [B, {self.views}, R, F]), "
@@ -63,15 +62,15 @@ class SNLIVEHead(_SoftmaxHead):
     ``losses``: ``{"ce": CE(logits, batch["label"] [B])}``; ``predict``: softmax ``[B, C]``.
     """
 
-    head_type = "snli-ve"
+    kind = "snli-ve"
 
-    def __init__(self, dim: int, num_classes: int = 3, hidden: int | None = None, dropout: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, cfg: HeadConfig, dim: int, num_classes: int = 3) -> None:
+        super().__init__(cfg)
         if num_classes < 2:
             raise ValueError(f"the SNLI-VE head needs at least 2 classes, got {num_classes}")
         self.num_classes = num_classes
-        self.classifier = SimpleClassifier(dim, hidden or 2 * dim, num_classes, dropout)
+        self.classifier = SimpleClassifier(dim, cfg.hidden or 2 * dim, num_classes, cfg.dropout)
 
-    def forward(self, out: VLOutput) -> torch.Tensor:
+    def forward(self, out: TrunkOutput) -> torch.Tensor:
         single_view(out, "SNLI-VE")
         return self.classifier(out.joint())

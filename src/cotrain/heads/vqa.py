@@ -11,29 +11,30 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from cotrain.heads.vl_common import SimpleClassifier, float_targets, single_view
-from cotrain.trunks.vl_output import VLOutput
+from cotrain.config import HeadConfig
+from cotrain.heads.common import Head, SimpleClassifier, float_targets, single_view
+from cotrain.trunks.output import TrunkOutput
 
 
-class VQAHead(nn.Module):
+class VQAHead(Head):
     """``forward(out) -> logits [B, A]`` from ``out.joint() [B, D]``; MLP width ``hidden`` (default 2D).
 
     ``losses(logits, batch)``: ``{"bce": BCE(logits, batch["label"] [B, A]) · A}``.
     ``predict(logits)``: per-answer sigmoid ``[B, A]``.
     """
 
-    head_type = "vqa"
+    kind, metric = "vqa", "vqa"
+    default_loss_weights = {"bce": 1.0}
 
-    def __init__(self, dim: int, num_classes: int, hidden: int | None = None, dropout: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, cfg: HeadConfig, dim: int, num_classes: int) -> None:
+        super().__init__(cfg)
         if num_classes < 1:
             raise ValueError(f"the VQA head needs an answer vocabulary of at least 1, got {num_classes}")
         self.num_classes = num_classes
-        self.classifier = SimpleClassifier(dim, hidden or 2 * dim, num_classes, dropout)
+        self.classifier = SimpleClassifier(dim, cfg.hidden or 2 * dim, num_classes, cfg.dropout)
 
-    def forward(self, out: VLOutput) -> torch.Tensor:
+    def forward(self, out: TrunkOutput) -> torch.Tensor:
         single_view(out, "VQA")
         return self.classifier(out.joint())
 

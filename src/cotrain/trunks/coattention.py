@@ -1,16 +1,19 @@
 """The two-stream co-attention trunk (ViLBERT, as multi-task trained by 12-in-1).
 
-Layout with ``t_layers = T`` and ``v_layers = V`` (12-in-1: T = 12, V = 6)::
+Text is one stream; every other input kind (regions, image, video, audio) is the visual stream (two
+or more of them are concatenated there, with a type embedding each). Layout with ``t_layers = T``
+and ``v_layers = V`` (12-in-1: T = 12, V = 6)::
 
     text:   T - V text-only Blocks                        (independent of the image)
     then V rounds of:   visual Block,  text Block,  co-attention layer (v ↔ t)
     final:  LayerNorm per stream
 
-So the text stream has T self-attention Blocks, the visual stream V, and there are V co-attention
-layers. (ViLBERT's released code interleaves the same counts slightly differently — its first
-co-attention comes straight after the text-only Blocks, before any visual Block, and the last
-round ends with a visual and a text Block instead of a co-attention layer; the counts and the
-text-only prefix are the same.)
+A task with both streams runs all of it. A text-only task runs the T text Blocks (no co-attention);
+a visual-only task (an image classification co-trained with V&L tasks) runs the V visual Blocks.
+The task token goes after CLS in the text stream, or after the first visual token when the task
+reads no text. (ViLBERT's released code interleaves the same counts slightly differently — its
+first co-attention comes straight after the text-only Blocks, and the last round ends with a visual
+and a text Block instead of a co-attention layer; the counts and the text-only prefix are the same.)
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from torch import nn
 
 from cotrain.trunks.crossattn import CoAttentionLayer
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
-from cotrain.trunks.vl_output import TaskTokens, VLOutput, check_streams, default_mask, prepare_text
+from cotrain.trunks.output import (
+    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, task_token_stream,
+)
 
 
 class CoAttentionTrunk(nn.Module):
-    """``forward(v [B, 1+R, D], v_mask [B, 1+R], t [B, Lt, D], t_mask [B, Lt], task_ids [B] or None) -> VLOutput``.
+    """``forward(streams {kind: Tokens}, task_ids [B] or None) -> TrunkOutput``.
 
-    ``v`` starts with IMG, ``t`` with CLS (``Lt = 1 + L``). With ``task_ids`` the task token is
-    inserted after CLS (``num_task_tokens`` must then be > 0). Drop-path grows linearly over the
-    text depth; a round's visual Block and co-attention layer take the rate of its text Block.
+    Drop-path grows linearly over the text depth; a round's visual Block and co-attention layer
+    take the rate of its text Block. ``type_kinds``: visual kinds that occur together in one task
+    (a type embedding each; empty: no such task).
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class CoAttentionTrunk(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         num_task_tokens: int = 0,
+        type_kinds: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__()
         if v_layers < 1 or t_layers < v_layers:
@@ -61,28 +67,45 @@ class CoAttentionTrunk(nn.Module):
         )
         self.norm_v = nn.LayerNorm(dim)
         self.norm_t = nn.LayerNorm(dim)
+        self.types = TypeEmbeddings(type_kinds, dim) if type_kinds else None
         self.task_tokens = TaskTokens(num_task_tokens, dim) if num_task_tokens > 0 else None
 
-    def forward(
-        self,
-        v: torch.Tensor,
-        v_mask: torch.Tensor | None,
-        t: torch.Tensor,
-        t_mask: torch.Tensor | None,
-        task_ids: torch.Tensor | None = None,
-    ) -> VLOutput:
-        check_streams(v, t, self.dim)
-        v_mask = default_mask(v, v_mask)
-        t, t_mask, prefix = prepare_text(t, t_mask, self.task_tokens, task_ids)
-        va, ta = key_padding_to_attn_mask(v_mask), key_padding_to_attn_mask(t_mask)
-        for blk in self.text_only:
-            t = blk(t, ta)
+    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
+        if not streams:
+            raise ValueError("the trunk needs at least one stream")
+        streams = dict(streams)
+        tok_kind = None
+        if task_ids is not None:
+            if self.task_tokens is None:
+                raise ValueError("task_ids were given but the trunk has no task tokens (model.task_tokens: none)")
+            tok_kind = task_token_stream(list(streams))
+            streams[tok_kind] = self.task_tokens.insert(streams[tok_kind], task_ids)
+        text = streams.get("text")
+        visual = {k: s for k, s in streams.items() if k != "text"}
+        v = v_mask = va = lengths = None
+        if visual:
+            v, v_mask, lengths = concat_streams(visual, self.types)
+            va = key_padding_to_attn_mask(v_mask)
+        t, ta = (text.x, key_padding_to_attn_mask(text.mask)) if text is not None else (None, None)
+        if t is not None:
+            for blk in self.text_only:
+                t = blk(t, ta)
         for v_blk, t_blk, co in zip(self.v_blocks, self.t_blocks, self.co_layers):
-            v = v_blk(v, va)
-            t = t_blk(t, ta)
-            v, t = co(v, va, t, ta)
-        v, t = self.norm_v(v), self.norm_t(t)
-        return VLOutput(
-            h_img=v[:, 0], h_cls=t[:, 0], regions=v[:, 1:], words=t[:, prefix:],
-            region_mask=v_mask[:, 1:], word_mask=t_mask[:, prefix:],
-        )
+            if v is not None:
+                v = v_blk(v, va)
+            if t is not None:
+                t = t_blk(t, ta)
+            if v is not None and t is not None:
+                v, t = co(v, va, t, ta)
+        states, masks = {}, {}
+        if v is not None:
+            v, start = self.norm_v(v), 0
+            for (kind, s), n in zip(visual.items(), lengths):
+                states[kind], masks[kind] = v[:, start : start + n], s.mask
+                start += n
+        if t is not None:
+            states["text"], masks["text"] = self.norm_t(t), text.mask
+        if tok_kind is not None:
+            states[tok_kind], masks[tok_kind] = strip_task_token(states[tok_kind]), strip_task_token(masks[tok_kind])
+        order = list(streams)  # the task's input order
+        return TrunkOutput({k: states[k] for k in order}, {k: masks[k] for k in order})

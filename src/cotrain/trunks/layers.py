@@ -8,6 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def trunc_normal_(tensor: torch.Tensor, std: float = 0.02) -> torch.Tensor:
+    """Truncated normal init at ±2 std (the ViT convention)."""
+    return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
+
+
 def init_vit_weights(module: nn.Module) -> None:
     """Linear: Xavier-uniform, zero bias (the original JAX ViT's dense init); LayerNorm: ones / zeros.
 

@@ -1,5 +1,16 @@
-"""PolyViT's shared trunk: one pre-LN transformer for every modality, whose first ``l_adapt``
-layers are modality-specific (they *replace* shared layers; total depth stays ``depth``)."""
+"""The shared trunk: one pre-LN transformer for every input kind (PolyViT), and for tasks that read
+several inputs a single-stream joint transformer over their concatenation (VisualBERT / UNITER).
+
+    streams {kind: Tokens} ─▶ [task token into the text / first stream]
+                           ─▶ layers 0..l_adapt-1: each stream through its own kind's adapter layers
+                           ─▶ concatenate the streams (+ a type embedding per kind when several)
+                           ─▶ layers l_adapt..depth-1: shared, joint attention over every token
+                           ─▶ LayerNorm ─▶ split back per stream, task token stripped ─▶ TrunkOutput
+
+With one input and no task token this is exactly PolyViT's trunk: ``L_adapt`` modality-specific
+first layers that *replace* shared ones (total depth stays ``depth``). ``single_stream`` is this
+trunk with ``l_adapt = 0``: every layer joint.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +18,17 @@ import torch
 from torch import nn
 
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
+from cotrain.trunks.output import (
+    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, task_token_stream,
+)
 
 
 class SharedTrunk(nn.Module):
-    """``forward(tokens [B, L, D], mask [B, L] or None, modality) -> [B, L, D]`` (final LayerNorm).
+    """``forward(streams {kind: Tokens}, task_ids [B] or None) -> TrunkOutput``.
 
-    Layer ``i`` has drop-path rate ``drop_path * i / (depth - 1)`` (linear from 0). Layers
-    ``0 .. l_adapt-1`` come from ``adapters[modality]``, layers ``l_adapt .. depth-1`` from
-    ``shared``.
+    Layer ``i`` has drop-path rate ``drop_path * i / (depth - 1)``. ``kinds``: the input kinds the
+    trunk serves (one adapter stack each when ``l_adapt > 0``); ``type_kinds``: kinds that occur in
+    multi-input tasks (one type embedding each; empty: no such task); ``num_task_tokens``: 0 for none.
     """
 
     def __init__(
@@ -26,35 +40,61 @@ class SharedTrunk(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         l_adapt: int = 0,
-        modalities: list[str] | tuple[str, ...] = (),
+        kinds: tuple[str, ...] | list[str] = (),
+        type_kinds: tuple[str, ...] | list[str] = (),
+        num_task_tokens: int = 0,
     ) -> None:
         super().__init__()
         if not 0 <= l_adapt <= depth:
             raise ValueError(f"l_adapt ({l_adapt}) must be between 0 and depth ({depth})")
-        if l_adapt and not modalities:
-            raise ValueError("l_adapt > 0 needs the list of modalities the trunk serves")
+        if l_adapt and not kinds:
+            raise ValueError("l_adapt > 0 needs the list of input kinds the trunk serves")
         self.dim, self.depth, self.l_adapt = dim, depth, l_adapt
-        self.modalities = tuple(modalities)
+        self.kinds = tuple(kinds)
         self.drop_path_rates = [drop_path * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
 
         def block(i: int) -> Block:
             return Block(dim, num_heads, mlp_ratio, dropout, self.drop_path_rates[i])
 
-        self.adapters = nn.ModuleDict({m: nn.ModuleList([block(i) for i in range(l_adapt)]) for m in self.modalities})
+        self.adapters = nn.ModuleDict({k: nn.ModuleList([block(i) for i in range(l_adapt)]) for k in self.kinds})
         self.shared = nn.ModuleList([block(i) for i in range(l_adapt, depth)])
         self.norm = nn.LayerNorm(dim)
+        self.types = TypeEmbeddings(type_kinds, dim) if type_kinds else None
+        self.task_tokens = TaskTokens(num_task_tokens, dim) if num_task_tokens > 0 else None
 
-    def layers(self, modality: str) -> list[Block]:
-        """The ``depth`` blocks a ``modality`` input goes through, in order."""
-        if modality not in self.adapters:
-            if self.l_adapt == 0 and not self.modalities:
-                return list(self.shared)
-            raise ValueError(f"the trunk has no layers for modality {modality!r}; it has {list(self.modalities)}")
-        return [*self.adapters[modality], *self.shared]
+    def adapter_layers(self, kind: str) -> list[Block]:
+        """The ``l_adapt`` kind-specific first layers of a ``kind`` stream."""
+        if kind not in self.adapters:
+            if self.l_adapt == 0:
+                return []
+            raise ValueError(f"the trunk has no layers for input {kind!r}; it serves {list(self.kinds)}")
+        return list(self.adapters[kind])
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None, modality: str) -> torch.Tensor:
+    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
+        if not streams:
+            raise ValueError("the trunk needs at least one stream")
+        streams = dict(streams)
+        tok_kind = None
+        if task_ids is not None:
+            if self.task_tokens is None:
+                raise ValueError("task_ids were given but the trunk has no task tokens (model.task_tokens: none)")
+            tok_kind = task_token_stream(list(streams))
+            streams[tok_kind] = self.task_tokens.insert(streams[tok_kind], task_ids)
+        for kind, s in streams.items():
+            x, mask = s.x, key_padding_to_attn_mask(s.mask)
+            for blk in self.adapter_layers(kind):
+                x = blk(x, mask)
+            streams[kind] = Tokens(x, s.mask)
+        x, mask, lengths = concat_streams(streams, self.types)
         attn_mask = key_padding_to_attn_mask(mask)
-        x = tokens
-        for blk in self.layers(modality):
+        for blk in self.shared:
             x = blk(x, attn_mask)
-        return self.norm(x)
+        x = self.norm(x)
+        states, masks, start = {}, {}, 0
+        for (kind, s), n in zip(streams.items(), lengths):
+            xs, ms = x[:, start : start + n], s.mask
+            if kind == tok_kind:
+                xs, ms = strip_task_token(xs), strip_task_token(ms)
+            states[kind], masks[kind] = xs, ms
+            start += n
+        return TrunkOutput(states, masks)

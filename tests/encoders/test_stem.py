@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from cotrain.config import ImageEncoderConfig, VideoEncoderConfig
-from cotrain.modalities.image import ImageEncoder
-from cotrain.modalities.stem import build_patch_embed_2d, build_patch_embed_3d, standardise
-from cotrain.modalities.video import VideoEncoder
+from cotrain.encoders.image import ImageEncoder
+from cotrain.encoders.stem import build_patch_embed_2d, build_patch_embed_3d, standardise
+from cotrain.encoders.video import VideoEncoder
 
 D = 16
 

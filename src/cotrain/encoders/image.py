@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from cotrain.config import ImageEncoderConfig
-from cotrain.modalities.common import TokenEncoder, check_divisible, normalise_pixels
-from cotrain.modalities.stem import build_patch_embed_2d, standardise
+from cotrain.encoders.common import TokenEncoder, check_divisible, normalise_pixels
+from cotrain.encoders.stem import build_patch_embed_2d, standardise
 
 
 class ImageEncoder(TokenEncoder):
@@ -14,7 +14,7 @@ class ImageEncoder(TokenEncoder):
     uint8 pixels are scaled to [0, 1], float pixels are taken to be in [0, 1]; both are then mapped
     to [-1, 1] (``pixel_norm: fixed``) or standardised per image (``per_example``). Patches are
     embedded by a ``Conv2d`` with kernel = stride = ``patch_size`` (``stem: patch``) or by a conv
-    stem with the same output grid (``stem: conv``, see :mod:`cotrain.modalities.stem`). An input
+    stem with the same output grid (``stem: conv``, see :mod:`cotrain.encoders.stem`). An input
     whose size differs from ``image_size`` gets the positional grid resampled (bicubic).
     """
 

@@ -64,6 +64,7 @@ class RegionEncoder(nn.Module):
         self, features: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(features, boxes, mask)
+        features = features.to(self.feat_proj.weight.dtype)  # stores keep float16 features
         b, r, _ = features.shape
         if mask is None:
             mask = torch.ones(b, r, dtype=torch.bool, device=features.device)

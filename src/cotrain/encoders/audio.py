@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cotrain.config import AudioEncoderConfig
-from cotrain.modalities.common import TokenEncoder, check_divisible
+from cotrain.encoders.common import TokenEncoder, check_divisible
 
 _SLANEY_F_SP = 200.0 / 3.0  # Hz per mel below 1 kHz
 _SLANEY_MIN_LOG_HZ = 1000.0

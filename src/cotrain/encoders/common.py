@@ -13,13 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cotrain.trunks.layers import trunc_normal_  # noqa: F401  (encoders import it from here)
+
 # interpolation used for a grid of 1, 2 or 3 dimensions
 _MODES = {1: "linear", 2: "bicubic", 3: "trilinear"}
-
-
-def trunc_normal_(tensor: torch.Tensor, std: float = 0.02) -> torch.Tensor:
-    """Truncated normal init at ±2 std (the ViT convention)."""
-    return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
 
 
 def resample_pos_embed(

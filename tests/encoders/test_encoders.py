@@ -3,10 +3,10 @@ import torch
 import torch.nn.functional as F
 
 from cotrain.config import EncodersConfig, ImageEncoderConfig, TextEncoderConfig, VideoEncoderConfig
-from cotrain.modalities import ENCODERS, build_encoder, resample_pos_embed
-from cotrain.modalities.image import ImageEncoder
-from cotrain.modalities.text import TextEncoder
-from cotrain.modalities.video import VideoEncoder
+from cotrain.encoders import ENCODERS, build_encoder, resample_pos_embed
+from cotrain.encoders.image import ImageEncoder
+from cotrain.encoders.text import TextEncoder
+from cotrain.encoders.video import VideoEncoder
 
 D = 32
 

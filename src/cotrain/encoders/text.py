@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cotrain.config import TextEncoderConfig
-from cotrain.modalities.common import TokenEncoder, trunc_normal_
+from cotrain.encoders.common import TokenEncoder, trunc_normal_
 
 
 class TextEncoder(TokenEncoder):

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from vl_synthetic import one_thread  # noqa: F401
 
 from cotrain.config import RegionEncoderConfig
-from cotrain.modalities.regions import RegionEncoder, box_geometry
+from cotrain.encoders.regions import RegionEncoder, box_geometry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

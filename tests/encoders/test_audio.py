@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from cotrain.config import AudioEncoderConfig
-from cotrain.modalities import resample_pos_embed
-from cotrain.modalities.audio import AudioEncoder, hz_to_mel, mel_filterbank, mel_to_hz
+from cotrain.encoders import resample_pos_embed
+from cotrain.encoders.audio import AudioEncoder, hz_to_mel, mel_filterbank, mel_to_hz
 
 D = 32
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from cotrain.config import VideoEncoderConfig
-from cotrain.modalities.common import TokenEncoder, check_divisible, normalise_pixels
-from cotrain.modalities.stem import build_patch_embed_3d, standardise
+from cotrain.encoders.common import TokenEncoder, check_divisible, normalise_pixels
+from cotrain.encoders.stem import build_patch_embed_3d, standardise
 
 
 class VideoEncoder(TokenEncoder):

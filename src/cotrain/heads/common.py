@@ -1,0 +1,109 @@
+"""What every head shares: the head contract, ViLBERT's two-layer classifier, batch checks and the
+formatting of class predictions.
+
+The contract (:class:`Head`): ``forward(out: TrunkOutput) -> predictions`` (logits / scores);
+``losses(predictions, batch) -> {term: tensor}``, each term weighted by ``loss_weights`` (explicit,
+overridable per head by ``model.heads.<key>.loss_weights``); ``predict(predictions)`` →
+probabilities or scores; ``results(probs, batch, class_names, top_k)`` → one dict per example for
+the inference API. Class attributes say what the task table needs: ``kind``, the default
+``metric``, whether the output size is the task's number of classes (``uses_classes``), and which
+input kind the head reads tokens of (``needs``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cotrain.config import ConfigError, HeadConfig
+from cotrain.trunks.layers import init_vit_weights
+
+
+class Head(nn.Module):
+    """Base class of every head (see the module docstring)."""
+
+    kind: str = ""
+    metric: str = "top1"
+    uses_classes: bool = True
+    needs: str | None = None  # an input kind the task must read (refexp: regions)
+    default_loss_weights: dict[str, float] = {}
+
+    def __init__(self, cfg: HeadConfig) -> None:
+        super().__init__()
+        unknown = sorted(set(cfg.loss_weights) - set(self.default_loss_weights))
+        if unknown:
+            raise ConfigError(f"a {self.kind} head has loss terms {sorted(self.default_loss_weights)}; "
+                              f"loss_weights names {unknown}")
+        self.loss_weights = {**self.default_loss_weights, **cfg.loss_weights}
+
+    def weighted_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``Σ loss_weights[k] · terms[k]``."""
+        total = None
+        for k, v in terms.items():
+            w = self.loss_weights.get(k, 1.0)
+            part = v * w if w != 1.0 else v
+            total = part if total is None else total + part
+        return total
+
+    def results(self, probs: torch.Tensor, batch: dict, class_names: list[str], top_k: int) -> list[dict]:
+        """``label`` (best class), ``score`` (its probability), ``scores`` (the ``top_k`` best)."""
+        return class_results(probs, class_names, top_k)
+
+
+def class_results(probs: torch.Tensor, names: list[str], top_k: int) -> list[dict]:
+    """Rows of ``probs [B, C]`` → ``{"label", "score", "scores": {name: p} of the top_k}``."""
+    k = min(top_k, probs.shape[1])
+    out = []
+    for row in probs.float().cpu():
+        vals, idx = row.topk(k)
+        out.append({"label": names[int(idx[0])], "score": float(vals[0]),
+                    "scores": {names[int(i)]: round(float(v), 6) for v, i in zip(vals, idx)}})
+    return out
+
+
+class SimpleClassifier(nn.Module):
+    """12-in-1's ``SimpleClassifier``: ``[..., in_dim] -> [..., out_dim]`` by
+    (dropout) → Linear(in_dim, hidden) → GELU → LayerNorm → Linear(hidden, out_dim)."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if out_dim < 1:
+            raise ValueError(f"a classifier needs at least one output, got {out_dim}")
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, out_dim))
+        self.apply(init_vit_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.drop(x))
+
+
+def get_label(batch: dict[str, torch.Tensor], head: str) -> torch.Tensor:
+    """``batch["label"]``, or a KeyError naming the head and the keys the batch has."""
+    if "label" not in batch:
+        raise KeyError(f"the {head} head needs batch['label']; the batch has {sorted(batch)}")
+    return batch["label"]
+
+
+def class_ids(label: torch.Tensor, logits: torch.Tensor, head: str) -> torch.Tensor:
+    """Check int class ids ``[B]`` for logits ``[B, C]`` and return them as int64."""
+    if label.is_floating_point() or label.dtype == torch.bool:
+        raise TypeError(f"the {head} head needs int64 class ids as label, got {label.dtype}")
+    if label.shape != logits.shape[:1]:
+        raise ValueError(f"the {head} head needs label [B] = [{logits.shape[0]}], got {tuple(label.shape)}")
+    return label.long()
+
+
+def single_view(out, head: str) -> None:
+    """Refuse a batch with a view axis (K images per example) for a one-image head."""
+    if out.views:
+        raise ValueError(f"the {head} head takes one image per example, got K = {out.views} views")
+
+
+def float_targets(batch: dict[str, torch.Tensor], logits: torch.Tensor, head: str, what: str) -> torch.Tensor:
+    """``batch["label"]`` as float targets of ``logits``' shape (``what`` names them in the error)."""
+    target = get_label(batch, head)
+    if target.shape != logits.shape or not target.is_floating_point():
+        raise ValueError(
+            f"the {head} head needs float {what} label {tuple(logits.shape)}, got {target.dtype} {tuple(target.shape)}"
+        )
+    return target
