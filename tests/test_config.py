@@ -76,7 +76,7 @@ def test_bad_overrides(tmp_path):
         load_config(path, ["run.stepz=3"])
     with pytest.raises(ConfigError, match="key.sub=value"):
         load_config(path, ["run.steps"])
-    with pytest.raises(ConfigError, match="no list entry"):
+    with pytest.raises(ConfigError, match="tasks is a list of 1 entry"):
         apply_override(dict(BASE), "tasks.nosuch.batch_size=3")
 
 
@@ -98,3 +98,104 @@ def test_task_modality_must_exist(tmp_path):
     raw = {"tasks": [{"name": "a", "modality": "smell", "source": {"kind": "world", "name": "shapes"}}]}
     with pytest.raises(ConfigError, match=r"tasks\[a\]\.modality"):
         load_config(write(tmp_path, raw))
+
+
+# ----------------------------------------------------------------- unknown / missing keys name the fix
+def error_lines(tmp_path, raw, overrides=()):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, raw), list(overrides))
+    return str(e.value).splitlines()[1:]
+
+
+def test_unknown_key_suggests_the_nearest_names_of_its_section(tmp_path):
+    raw = {"tasks": [{"name": "shapes", "batchsize": 3, "source": {"kind": "world", "name": "shapes", "nam": "x"}}],
+           "modle": {}, "model": {"encoders": {"image": {"stme": "conv"}}, "heads": {"shapes": {"mlpp": True}}}}
+    assert sorted(error_lines(tmp_path, raw)) == sorted([
+        "  modle: unknown key; did you mean model?",
+        "  tasks[shapes].batchsize: unknown key; did you mean batch_size?",
+        "  tasks[shapes].source.nam: unknown key; did you mean name?",
+        "  model.encoders.image.stme: unknown key; did you mean stem?",
+        "  model.heads.shapes.mlpp: unknown key; did you mean mlp?",
+    ])
+
+
+def test_unknown_key_without_a_near_name_lists_the_valid_keys(tmp_path):
+    (line,) = error_lines(tmp_path, {**BASE, "data": {"wibble": 1}})
+    assert line == "  data.wibble: unknown key; valid keys: root, seed, clean"
+
+
+def test_missing_required_key_says_what_it_is_for(tmp_path):
+    from cotrain.config import ExperimentConfig, TaskConfig
+
+    (line,) = error_lines(tmp_path, {"tasks": [{"name": "q"}]})
+    assert line == f"  tasks[q].source: required key missing ({TaskConfig.model_fields['source'].description})"
+    assert "where the task's examples come from" in line.lower()
+    (line,) = error_lines(tmp_path, {"name": "x"})
+    assert line == f"  tasks: required key missing ({ExperimentConfig.model_fields['tasks'].description})"
+
+
+# ----------------------------------------------------------------- validator errors: the key, not the input
+def test_validator_error_names_the_key_without_dumping_the_input(tmp_path):
+    raw = {"tasks": [{"name": "q", "source": {"kind": "vqa_v2", "files": {"train": {"questions": "q.json"}}}}]}
+    (line,) = error_lines(tmp_path, raw)
+    assert line == "  tasks[q].source.regions: a vqa_v2 source needs `regions` (region features) or `images` (pixels)"
+    assert "{" not in line and "q.json" not in line
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({**BASE, "model": {"dim": 30, "num_heads": 4}}, "  model.dim: dim (30) must be divisible by num_heads (4)"),
+    ({**BASE, "model": {"vl": {"v_layers": 3, "t_layers": 2}}},
+     "  model.vl.t_layers: t_layers (2) must be at least v_layers (3)"),
+    ({"tasks": [{"name": "x", "source": {"kind": "image_folder"}}]},
+     "  tasks[x].source.path: an image_folder source needs `path` (the data folder, or the .tsv file)"),
+    ({"tasks": [{"name": "a", "head": "sharedd", "source": {"kind": "world", "name": "shapes"}}],
+      "model": {"heads": {"shared": {}}}},
+     "  tasks[a].head: task 'a' uses head 'sharedd', which model.heads does not declare (declared: ['shared']); "
+     "declare it, or drop `head` to give the task its own"),
+    ({"tasks": BASE["tasks"] * 2}, "  tasks: task names must be unique; repeated: ['shapes']"),
+])
+def test_semantic_errors_name_the_key(tmp_path, raw, expected):
+    assert error_lines(tmp_path, raw) == [expected]
+
+
+def test_long_wrong_inputs_are_shortened(tmp_path):
+    (line,) = error_lines(tmp_path, {**BASE, "run": {"out_dir": {f"k{i}": "v" * 20 for i in range(20)}}})
+    assert line.startswith("  run.out_dir: Input should be a valid string (got {'k0': ")
+    assert line.endswith("...)") and len(line) < 160
+
+
+# ----------------------------------------------------------------- overrides that walk into the wrong thing
+@pytest.mark.parametrize("raw, override, expected", [
+    ({**BASE, "model": {"dim": 128}}, "model.dim.x=1", "model.dim is 128 (an int), not a section"),
+    (BASE, "model.dim.x=1", "model.dim is 128 (an int, the default), not a section"),
+    (BASE, "tasks.shapes.source.kind.x=1", "tasks.shapes.source.kind is 'world' (a str), not a section"),
+    ({**BASE, "run": None}, "run.threads.n=2", "run.threads is null (the default), not a section"),
+    ({**BASE, "optim": {"lr_drops": [10, 20]}}, "optim.lr_drops.x=1",
+     "optim.lr_drops is a list of 2 entries: give an index 0..1, or set the whole list (optim.lr_drops=[...])"),
+    ({**BASE, "optim": {"lr_drops": [10, 20]}}, "optim.lr_drops.2=1",
+     "optim.lr_drops is a list of 2 entries: give an index 0..1, or set the whole list (optim.lr_drops=[...])"),
+    (BASE, "tasks.5.batch_size=1", "tasks is a list of 1 entry: give an index 0..0 or a task name (shapes)"),
+    (BASE, "tasks.-1.batch_size=1", "tasks is a list of 1 entry: give an index 0..0 or a task name (shapes)"),
+    (BASE, "tasks.nosuch.batch_size=3", "tasks is a list of 1 entry: give an index 0..0 or a task name (shapes)"),
+    ({**BASE, "model": {"heads": [1, 2]}}, "model.heads.a.mlp=true",
+     "model.heads is a list ([1, 2]), not a section"),
+    ({"tasks": 3}, "tasks.x.y=1", "tasks is 3 (an int), not a list"),
+    ({"tasks": [{"name": "a", "source": ["world"]}]}, "tasks.a.source.kind=world",
+     "tasks.a.source is a list (['world']), not a section"),
+    (BASE, "run..steps=3", "empty key segment"),
+    (BASE, "=3", "empty key segment"),
+])
+def test_override_into_the_wrong_kind_of_node_names_the_key(raw, override, expected):
+    import copy
+
+    with pytest.raises(ConfigError) as e:
+        apply_override(copy.deepcopy(raw), override)
+    assert str(e.value) == f"override {override!r}: {expected}"
+
+
+def test_override_of_a_whole_list_and_into_new_sections_still_works(tmp_path):
+    raw = {**BASE, "model": {"heads": None}}
+    cfg = load_config(write(tmp_path, raw), ["optim.lr_drops=[5, 9]", "optim.lr_drops.1=7", "model.heads.shapes.mlp=true",
+                                             "tasks.0.source.n_train=40", "tasks.shapes.eval_every=3"])
+    assert cfg.optim.lr_drops == [5, 7] and cfg.model.heads["shapes"].mlp is True
+    assert cfg.tasks[0].source.n_train == 40 and cfg.tasks[0].eval_every == 3

@@ -1,19 +1,27 @@
 """The one typed experiment schema: YAML in, clear errors out.
 
 Every section is a pydantic model with ``extra="forbid"``, so an unknown key or a value of the
-wrong type raises :class:`ConfigError` naming the file and the dotted key (``tasks[shapes].batch_size``).
+wrong type raises :class:`ConfigError` naming the file and the dotted key (``tasks[shapes].batch_size``);
+an unknown key also gets the nearest valid names of its section, a missing one what it is for.
 Command-line overrides (``key.sub=value``) are applied to the raw mapping before validation, so they
 are checked by the same schema.
+
+Each field's ``description`` (and each section's docstring) is its documentation: docs/config.md
+is generated from them (:mod:`cotrain.config_docs`).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
+from .config_schema import is_section, shape, unwrap_optional, walk
 from .errors import CotrainError
 
 MODALITIES = ("image", "video", "audio", "text")
@@ -23,86 +31,132 @@ class ConfigError(CotrainError, ValueError):
     """A configuration problem, with the file and key it concerns in the message."""
 
 
+class FieldProblem(ValueError):
+    """A validator's complaint about one key of its section.
+
+    ``key`` is a field name (``"regions"``) or a path below the section (``("tasks", 0, "head")``);
+    the error message names the section's location plus that key, and never the input mapping.
+    """
+
+    def __init__(self, key: str | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key: tuple[str | int, ...] = (key,) if isinstance(key, str) else tuple(key)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 # --------------------------------------------------------------------------------------- data
-class SourceConfig(_Strict):
-    """Where a task's examples come from.
+class SourceKind(NamedTuple):
+    """What one ``source.kind`` reads, the keys it requires (each entry a tuple of alternatives,
+    one of which must be set) and the other source keys it uses; it ignores every other key."""
 
-    ``world``: a procedural task (``name`` = shapes, count, digits, motion, moving-digits, sounds,
-    spoken-digits), generated once per ``seed`` and cached. Folder kinds read real data: one
-    sub-folder per class, optionally under ``train/``, ``val/``, ``test/`` split folders; without
-    split folders the examples are split by ``val_fraction`` / ``test_fraction`` (seeded).
-    """
+    reads: str
+    requires: tuple[tuple[str, ...], ...]
+    uses: tuple[str, ...]
+
+
+_SPLIT_KEYS = ("val_fraction", "test_fraction", "seed")
+_VL_REQUIRES = (("files",), ("regions", "images"))
+_VL_USES = ("missing",) + _SPLIT_KEYS
+_VQA_USES = ("answer_min_count", "answer_top_k") + _VL_USES
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "world": SourceKind(
+        "a procedural task, generated once per seed and cached: image shapes, count, digits; video motion, "
+        "moving-digits; audio sounds, spoken-digits; vision-and-language vqa, vgqa, gqa, coco-ir, flickr-ir, "
+        "refcoco, refcoco+, refcocog, pointing, guesswhat, nlvr, snli-ve", (("name",),), ("n_train", "n_val", "n_test", "seed")),
+    "image_folder": SourceKind("a folder with one sub-folder of images per class (png, jpg, jpeg, bmp, gif, webp), "
+                               "optionally under train/ val/ test/", (("path",),), _SPLIT_KEYS),
+    "audio_folder": SourceKind("a folder with one sub-folder of sounds per class (wav, flac, ogg, mp3), "
+                               "optionally under train/ val/ test/", (("path",),), _SPLIT_KEYS),
+    "video_folder": SourceKind("a folder with one sub-folder of videos per class (mp4, avi, mov, mkv, webm), "
+                               "optionally under train/ val/ test/", (("path",),), _SPLIT_KEYS),
+    "text_tsv": SourceKind("a .tsv file of text<TAB>label[<TAB>split] rows", (("path",),), _SPLIT_KEYS),
+    "vqa_v2": SourceKind("VQA v2 questions + annotations JSON", _VL_REQUIRES, _VQA_USES),
+    "gqa": SourceKind("GQA questions JSON", _VL_REQUIRES, _VQA_USES),
+    "vg_qa": SourceKind("Visual Genome question_answers.json", _VL_REQUIRES, _VQA_USES),
+    "coco_captions": SourceKind("COCO captions (Karpathy dataset_coco.json or captions_*.json)", _VL_REQUIRES, _VL_USES),
+    "flickr30k": SourceKind("Flickr30k captions (Karpathy dataset_flickr30k.json)", _VL_REQUIRES, _VL_USES),
+    "refcoco": SourceKind("RefCOCO / RefCOCO+ / RefCOCOg refs + COCO instances", _VL_REQUIRES, _VL_USES),
+    "visual7w": SourceKind("Visual7W pointing JSON", _VL_REQUIRES, _VL_USES),
+    "guesswhat": SourceKind("GuessWhat?! games jsonl", _VL_REQUIRES, _VL_USES),
+    "nlvr2": SourceKind("NLVR2 statements jsonl", _VL_REQUIRES, _VL_USES),
+    "snli_ve": SourceKind("SNLI-VE pairs jsonl", _VL_REQUIRES, _VL_USES),
+}
+FOLDER_KINDS = ("image_folder", "audio_folder", "video_folder", "text_tsv")
+VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
+_NEEDED_FOR = {  # the hint a "source needs `key`" error gives
+    "name": "the world task, e.g. shapes, count, sounds", "path": "the data folder, or the .tsv file",
+    "files": "annotation files per split", "regions": "region features", "images": "pixels",
+}
+
+
+class SourceConfig(_Strict):
+    """Where a task's examples come from: ``kind`` says what is read, and which other keys matter
+    (the table below). Without ``train/`` ``val/`` ``test/`` split folders (or split files) the
+    examples are split by ``val_fraction`` / ``test_fraction``, seeded."""
 
     kind: Literal[
         "world", "image_folder", "audio_folder", "video_folder", "text_tsv",
         "vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve",
-    ] = "world"
-    name: str | None = None
-    path: str | None = None
-    # real vision-and-language formats (see docs/vision-language.md): annotation files per split
-    # and role, e.g. {train: {questions: q.json, annotations: a.json}}; `all` holds files shared by
-    # every split (RefCOCO's refs + instances, Karpathy JSON)
-    files: dict[str, dict[str, str]] = {}
-    regions: str | None = None  # a folder of <image_id>.npz or a bottom-up-attention .tsv
-    images: str | None = None  # a folder of images (the pixel alternative)
-    missing: Literal["fail", "skip"] = "fail"  # a record whose image / region file is missing
-    answer_min_count: int = Field(1, ge=1)  # VQA answer vocabulary: answers seen at least this often
-    answer_top_k: int | None = Field(None, ge=1)  # ... and at most this many
-    n_train: int = Field(2000, ge=1)
-    n_val: int = Field(300, ge=1)
-    n_test: int = Field(300, ge=1)
+    ] = Field("world", description="what the examples are read from (see the source kinds table)")
+    name: str | None = Field(None, description="world: the procedural task (shapes, count, sounds, vqa, ...)")
+    path: str | None = Field(None, description="folder kinds: the folder of class sub-folders; text_tsv: the .tsv file")
+    files: dict[str, dict[str, str]] = Field({}, description=(
+        "real V&L kinds: annotation files per split and role, e.g. {train: {questions: q.json, annotations: a.json}}; "
+        "the split `all` holds files shared by every split (RefCOCO refs + instances, Karpathy JSON)"))
+    regions: str | None = Field(None, description="real V&L kinds: region features, a folder of <image_id>.npz or a bottom-up-attention .tsv")
+    images: str | None = Field(None, description="real V&L kinds: a folder of images, the pixel alternative to `regions`")
+    missing: Literal["fail", "skip"] = Field("fail", description="real V&L kinds: a record whose image / region file is missing fails the run, or is skipped and reported")
+    answer_min_count: int = Field(1, ge=1, description="VQA kinds: the answer vocabulary keeps answers seen at least this often in train")
+    answer_top_k: int | None = Field(None, ge=1, description="VQA kinds: ... and at most this many (the most frequent); null: no cap")
+    n_train: int = Field(2000, ge=1, description="world: training examples generated")
+    n_val: int = Field(300, ge=1, description="world: validation examples generated")
+    n_test: int = Field(300, ge=1, description="world: test examples generated")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share carved from train into val when there is no val folder / file (folder kinds: per class; real V&L kinds: of the train images, all rows of an image together); a V&L source with a val file rejects a value other than 0.1")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="as val_fraction, for the test split")
-    seed: int | None = None  # None: the experiment's data.seed
+    seed: int | None = Field(None, description="this source's generation / split seed; null: data.seed")
 
     @model_validator(mode="after")
     def _check(self) -> "SourceConfig":
-        if self.kind == "world" and not self.name:
-            raise ValueError("a world source needs `name` (e.g. shapes, count, sounds)")
-        if self.kind in FOLDER_KINDS and not self.path:
-            raise ValueError(f"a {self.kind} source needs `path`")
-        if self.kind in VL_FORMAT_KINDS:
-            if not self.files:
-                raise ValueError(f"a {self.kind} source needs `files` (annotation files per split)")
-            if not (self.regions or self.images):
-                raise ValueError(f"a {self.kind} source needs `regions` (features) or `images` (pixels)")
+        for keys in SOURCE_KINDS[self.kind].requires:
+            if not any(getattr(self, k) for k in keys):
+                what = " or ".join(f"`{k}` ({_NEEDED_FOR[k]})" for k in keys)
+                article = "an" if self.kind[0] in "aeiou" else "a"
+                raise FieldProblem(keys[0], f"{article} {self.kind} source needs {what}")
         return self
 
 
-FOLDER_KINDS = ("image_folder", "audio_folder", "video_folder", "text_tsv")
-VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
-
-
 class DataConfig(_Strict):
-    root: str | None = None  # cache folder for generated data; None: $COTRAIN_DATA or ~/.cache/cotrain
-    seed: int = 0
-    # 12-in-1's clean multi-task split: drop from every task's train / val each row whose image is
-    # in any task's test split (tasks with image ids only; see `cotrain data clean`)
-    clean: bool = False
+    """Where generated data is cached, its seed, and the clean multi-task split."""
+
+    root: str | None = Field(None, description="cache folder for generated world data; null: $COTRAIN_DATA, else ~/.cache/cotrain")
+    seed: int = Field(0, description="seed of world generation and of seeded splits (a source's own `seed` wins)")
+    clean: bool = Field(False, description=(
+        "12-in-1's clean multi-task split: drop from every task's train / val each row whose image is in any "
+        "task's test split (tasks with image ids only; see `cotrain data clean`)"))
 
 
 # --------------------------------------------------------------------------------------- tasks
 class TaskConfig(_Strict):
-    """One row of the task table."""
+    """One row of the task table: a named dataset, its head and its training settings."""
 
-    name: str
-    source: SourceConfig
-    modality: Literal["image", "video", "audio", "text", "vl"] | None = None  # None: the source's; else must match it
-    head: str | None = None  # a key of model.heads (tasks naming the same key share one head); None: own head
-    group: str | None = None
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int | None = Field(None, ge=1)
-    lr_mult: float = Field(1.0, gt=0.0)
-    loss_weight: float = Field(1.0, ge=0.0)
-    weight: float | None = Field(None, gt=0.0)  # explicit sampling weight (weighted schedule)
-    steps: int | None = Field(None, ge=1)  # step budget (task-by-task schedule)
-    eval_every: int | None = Field(None, ge=1)  # validation interval for this task (None: run.eval_every)
-    # None: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp)
-    metric: Literal["top1", "mAP", "vqa", "recall", "refexp"] | None = None
+    name: str = Field(description="the task's unique name, used in logs, results and overrides (tasks.NAME.key=value)")
+    source: SourceConfig = Field(description="where the task's examples come from: a `kind` and the keys that kind needs")
+    modality: Literal["image", "video", "audio", "text", "vl"] | None = Field(
+        None, description="null: the source's modality; when given it must match the source's")
+    head: str | None = Field(None, description="a key of model.heads (tasks naming the same key share one head); null: the task's own head")
+    group: str | None = Field(None, description="a group label; schedule.curriculum.first_group names the group trained first")
+    batch_size: int = Field(32, ge=1, description="training examples per step of this task")
+    eval_batch_size: int | None = Field(None, ge=1, description="examples per evaluation batch; null: max(batch_size, 64)")
+    lr_mult: float = Field(1.0, gt=0.0, description="this task's learning-rate multiplier (a loss scale with optim.task_lr_mode: loss_scale)")
+    loss_weight: float = Field(1.0, ge=0.0, description="multiplies this task's loss")
+    weight: float | None = Field(None, gt=0.0, description="sampling weight for schedule.kind weighted with weighting: explicit")
+    steps: int | None = Field(None, ge=1, description="this task's step budget in the task_by_task schedule (and for optim.warmup_eta)")
+    eval_every: int | None = Field(None, ge=1, description="validation interval of this task in steps; null: run.eval_every")
+    metric: Literal["top1", "mAP", "vqa", "recall", "refexp"] | None = Field(
+        None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp)")
 
     @property
     def head_key(self) -> str:
@@ -111,56 +165,62 @@ class TaskConfig(_Strict):
 
 # --------------------------------------------------------------------------------------- model
 class ImageEncoderConfig(_Strict):
-    """``stem``: ``patch`` embeds each patch with one linear map (ViT); ``conv`` runs stride-2 3x3
+    """Images → patch tokens. ``stem``: ``patch`` embeds each patch with one linear map (ViT); ``conv`` runs stride-2 3x3
     convolutions of ``stem_widths`` channels first ("early convolutions"), which learn far faster
     on small data. ``pixel_norm``: ``fixed`` maps [0, 255] to [-1, 1]; ``per_example`` standardises
     each image by its own mean and std."""
 
-    image_size: int = Field(32, ge=4)
-    patch_size: int = Field(8, ge=1)
-    channels: int = 3
-    stem: Literal["patch", "conv"] = "patch"
-    stem_widths: tuple[int, ...] = (32, 64)
-    pixel_norm: Literal["fixed", "per_example"] = "fixed"
+    image_size: int = Field(32, ge=4, description="images are resized to image_size x image_size pixels")
+    patch_size: int = Field(8, ge=1, description="side of the square patches that become tokens")
+    channels: int = Field(3, description="input channels (3: RGB)")
+    stem: Literal["patch", "conv"] = Field("patch", description="patch: one linear map per patch (ViT); conv: stride-2 3x3 convolutions first")
+    stem_widths: tuple[int, ...] = Field((32, 64), description="the conv stem's channel widths, one stride-2 layer each")
+    pixel_norm: Literal["fixed", "per_example"] = Field("fixed", description="fixed: [0, 255] to [-1, 1]; per_example: each image by its own mean and std")
 
 
 class VideoEncoderConfig(_Strict):
-    """``stem`` / ``stem_widths`` / ``pixel_norm`` as for images; the conv stem works per frame and
+    """Videos → tubelet tokens. ``stem`` / ``stem_widths`` / ``pixel_norm`` as for images; the conv stem works per frame and
     the last layer embeds ``tubelet[0]`` frames together."""
 
-    frames: int = Field(4, ge=1)
-    image_size: int = Field(32, ge=4)
-    tubelet: tuple[int, int, int] = (2, 8, 8)  # (time, height, width)
-    channels: int = 3
-    stem: Literal["patch", "conv"] = "patch"
-    stem_widths: tuple[int, ...] = (32, 64)
-    pixel_norm: Literal["fixed", "per_example"] = "fixed"
+    frames: int = Field(4, ge=1, description="frames sampled per video")
+    image_size: int = Field(32, ge=4, description="frames are resized to image_size x image_size pixels")
+    tubelet: tuple[int, int, int] = Field((2, 8, 8), description="(time, height, width) of the 3-D patches that become tokens")
+    channels: int = Field(3, description="input channels (3: RGB)")
+    stem: Literal["patch", "conv"] = Field("patch", description="patch: one linear map per tubelet; conv: per-frame stride-2 convolutions first")
+    stem_widths: tuple[int, ...] = Field((32, 64), description="the conv stem's channel widths, one stride-2 layer each")
+    pixel_norm: Literal["fixed", "per_example"] = Field("fixed", description="fixed: [0, 255] to [-1, 1]; per_example: each video by its own mean and std")
 
 
 class AudioEncoderConfig(_Strict):
-    sample_rate: int = Field(8000, ge=1000)
-    seconds: float = Field(1.0, gt=0.0)
-    n_fft: int = 256
-    hop_length: int = 128
-    n_mels: int = 64
-    patch: tuple[int, int] = (16, 16)  # (mel, time)
+    """Waveforms → log-mel spectrogram (computed in torch) → patches."""
+
+    sample_rate: int = Field(8000, ge=1000, description="audio is resampled to this rate (Hz)")
+    seconds: float = Field(1.0, gt=0.0, description="clip length: longer audio is cropped, shorter padded")
+    n_fft: int = Field(256, description="FFT window of the spectrogram (samples)")
+    hop_length: int = Field(128, description="hop between spectrogram frames (samples)")
+    n_mels: int = Field(64, description="mel bands")
+    patch: tuple[int, int] = Field((16, 16), description="(mel, time) size of the spectrogram patches that become tokens")
 
 
 class TextEncoderConfig(_Strict):
-    max_len: int = Field(32, ge=2)
-    vocab: str | None = None  # a vocab.txt or a local Hugging Face checkpoint folder; None: built from data
-    vocab_size: int = Field(2000, ge=8)  # when the vocabulary is built from data
-    lowercase: bool = True
+    """WordPiece tokens → embeddings."""
+
+    max_len: int = Field(32, ge=2, description="tokens per text, longer texts are truncated")
+    vocab: str | None = Field(None, description="a vocab.txt or a local Hugging Face checkpoint folder; null: a vocabulary built from the data")
+    vocab_size: int = Field(2000, ge=8, description="size of a vocabulary built from the data")
+    lowercase: bool = Field(True, description="lowercase text before tokenising")
 
 
 class RegionEncoderConfig(_Strict):
     """Region proposals (bottom-up-style features + boxes) → tokens, with an ``IMG`` token first."""
 
-    feature_dim: int | None = Field(None, ge=1)  # None: taken from the data (TaskData.meta["region_dim"])
-    max_regions: int = Field(36, ge=1)
+    feature_dim: int | None = Field(None, ge=1, description="region feature size; null: taken from the data")
+    max_regions: int = Field(36, ge=1, description="regions kept per image")
 
 
 class EncodersConfig(_Strict):
+    """One encoder per modality; a model builds only those its tasks read."""
+
     image: ImageEncoderConfig = ImageEncoderConfig()
     video: VideoEncoderConfig = VideoEncoderConfig()
     audio: AudioEncoderConfig = AudioEncoderConfig()
@@ -178,48 +238,53 @@ class VLConfig(_Strict):
     ``visual``: region proposals or pixel patches (the image encoder) as the visual stream.
     """
 
-    v_layers: int = Field(2, ge=1)
-    t_layers: int = Field(4, ge=1)
-    task_tokens: Literal["dataset", "head", "none"] = "dataset"
-    visual: Literal["regions", "pixels"] = "regions"
+    v_layers: int = Field(2, ge=1, description="coattention: visual layers (= co-attention rounds)")
+    t_layers: int = Field(4, ge=1, description="text layers (coattention), or shared layers (single_stream); at least v_layers")
+    task_tokens: Literal["dataset", "head", "none"] = Field("dataset", description="one learned token per task (dataset), per head key (head), or none")
+    visual: Literal["regions", "pixels"] = Field("regions", description="the visual stream: region proposals, or pixel patches (the image encoder)")
 
     @model_validator(mode="after")
     def _check(self) -> "VLConfig":
         if self.t_layers < self.v_layers:
-            raise ValueError(f"t_layers ({self.t_layers}) must be at least v_layers ({self.v_layers})")
+            raise FieldProblem("t_layers", f"t_layers ({self.t_layers}) must be at least v_layers ({self.v_layers})")
         return self
 
 
 class HeadConfig(_Strict):
-    """A head. ``classify``: softmax over classes; ``multilabel``: sigmoid per class (BCE)."""
+    """A head, pooled tokens → logits: ``classify`` a softmax over classes, ``multilabel`` a sigmoid
+    per class (BCE); the vision-and-language types are described in docs/architecture.md."""
 
-    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] = "classify"
-    mlp: bool = False  # False: linear; True: Linear-GELU-Linear
-    hidden: int | None = None  # MLP width (default: model dim)
-    pool: Literal["cls", "mean"] = "cls"
-    num_classes: int | None = None  # None: taken from the data of the tasks that use it
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] = Field(
+        "classify", description="classify, multilabel, or one of the vision-and-language heads")
+    mlp: bool = Field(False, description="false: one linear layer; true: Linear-GELU-Linear")
+    hidden: int | None = Field(None, description="the MLP's hidden width; null: model.dim")
+    pool: Literal["cls", "mean"] = Field("cls", description="the class token, or the mean of the tokens (padding excluded)")
+    num_classes: int | None = Field(None, description="null: taken from the data of the tasks that use the head")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the head's layers")
 
 
 class ModelConfig(_Strict):
-    trunk: Literal["shared", "coattention", "single_stream"] = "shared"
-    dim: int = Field(128, ge=8)
-    depth: int = Field(2, ge=1)
-    num_heads: int = Field(4, ge=1)
-    mlp_ratio: float = Field(4.0, gt=0.0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    drop_path: float = Field(0.0, ge=0.0, lt=1.0)
-    l_adapt: int = Field(0, ge=0)  # modality-specific first layers replacing shared ones (PolyViT)
+    """The transformer: encoders, trunk and heads."""
+
+    trunk: Literal["shared", "coattention", "single_stream"] = Field(
+        "shared", description="shared: one transformer for every modality; coattention / single_stream: vision-and-language (see model.vl)")
+    dim: int = Field(128, ge=8, description="token width; a multiple of num_heads")
+    depth: int = Field(2, ge=1, description="transformer layers of the shared trunk")
+    num_heads: int = Field(4, ge=1, description="attention heads per layer")
+    mlp_ratio: float = Field(4.0, gt=0.0, description="MLP width as a multiple of dim")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in the trunk's layers")
+    drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth: the last layer's rate of dropping a residual branch (linear from 0 at the first)")
+    l_adapt: int = Field(0, ge=0, description="modality-specific first layers replacing shared ones (PolyViT); at most depth")
     encoders: EncodersConfig = EncodersConfig()
-    heads: dict[str, HeadConfig] = {}
+    heads: dict[str, HeadConfig] = Field({}, description="heads by key; tasks naming a key in `head` share it (undeclared tasks get a default head)")
     vl: VLConfig = VLConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
         if self.dim % self.num_heads:
-            raise ValueError(f"dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
+            raise FieldProblem("dim", f"dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
         if self.l_adapt > self.depth:
-            raise ValueError(f"l_adapt ({self.l_adapt}) cannot exceed depth ({self.depth})")
+            raise FieldProblem("l_adapt", f"l_adapt ({self.l_adapt}) cannot exceed depth ({self.depth})")
         return self
 
 
@@ -229,27 +294,28 @@ class DSGConfig(_Strict):
     improves < ``converge_tol`` over ``converge_epochs`` task epochs is stopped and then trains
     only every ``delta``-th iteration offered to it, until it drops ``diverge_tol`` below its best."""
 
-    enabled: bool = False
-    delta: int = Field(4, ge=1)
-    converge_tol: float = Field(0.001, ge=0.0)
-    converge_epochs: int = Field(2, ge=1)
-    diverge_tol: float = Field(0.005, ge=0.0)
-    relative: bool = True
-    lr_drop: Literal["reset", "keep"] = "reset"
+    enabled: bool = Field(False, description="turn Dynamic Stop-and-Go on")
+    delta: int = Field(4, ge=1, description="a stopped task trains every delta-th iteration offered to it")
+    converge_tol: float = Field(0.001, ge=0.0, description="a task improving less than this over converge_epochs stops")
+    converge_epochs: int = Field(2, ge=1, description="task epochs over which convergence is measured")
+    diverge_tol: float = Field(0.005, ge=0.0, description="a stopped task that drops this far below its best goes again")
+    relative: bool = Field(True, description="tolerances as fractions of |best| (true) or absolute differences (false)")
+    lr_drop: Literal["reset", "keep"] = Field("reset", description="at a learning-rate drop: put every task back to go (reset) or keep states")
 
 
 class CurriculumConfig(_Strict):
     """A pre-phase before the main schedule: ``curriculum`` trains the fastest-converging group
     first, ``anti_curriculum`` the slowest (12-in-1 Table 6), for ``steps`` round-robin steps."""
 
-    kind: Literal["none", "curriculum", "anti_curriculum"] = "none"
-    first_group: str | None = None  # the task group trained first (tasks' `group`)
-    steps: int = Field(0, ge=0)
+    kind: Literal["none", "curriculum", "anti_curriculum"] = Field("none", description="none: no pre-phase")
+    first_group: str | None = Field(None, description="the task group trained first (a `group` of tasks[])")
+    steps: int = Field(0, ge=0, description="length of the pre-phase in steps")
 
     @model_validator(mode="after")
     def _check(self) -> "CurriculumConfig":
         if self.kind != "none" and (not self.first_group or self.steps < 1):
-            raise ValueError(f"schedule.curriculum.kind {self.kind!r} needs first_group and steps >= 1")
+            raise FieldProblem("first_group" if not self.first_group else "steps",
+                               f"schedule.curriculum.kind {self.kind!r} needs first_group and steps >= 1")
         return self
 
 
@@ -257,50 +323,62 @@ class ScheduleConfig(_Strict):
     """Which task's batch comes at each step (PolyViT's five schedules; ``alternating`` is
     12-in-1's round-robin), plus the Dynamic Stop-and-Go and curriculum controllers."""
 
-    kind: Literal["task_by_task", "alternating", "uniform", "weighted", "accumulate"] = "uniform"
-    weighting: Literal["explicit", "size", "temperature"] = "size"  # for `weighted`
-    temperature: float = Field(2.0, gt=0.0)  # p_i ∝ n_i^(1/T) for weighting=temperature
+    kind: Literal["task_by_task", "alternating", "uniform", "weighted", "accumulate"] = Field("uniform", description=(
+        "task_by_task: one task after another (tasks[].steps each); alternating: round-robin; uniform / weighted: "
+        "one random task per step; accumulate: every task every step, one summed update"))
+    weighting: Literal["explicit", "size", "temperature"] = Field(
+        "size", description="weighted: by tasks[].weight (explicit), training-set size, or size^(1/temperature)")
+    temperature: float = Field(2.0, gt=0.0, description="T of weighting temperature: p_i ∝ n_i^(1/T)")
     dsg: DSGConfig = DSGConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
 
 
 class OptimConfig(_Strict):
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(0.05, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = Field(1.0, gt=0.0)
-    warmup_steps: int = Field(100, ge=0)
-    # 12-in-1: warm up over eta * N steps, N = the largest single-task run (max task `steps`, or
-    # run.steps / number of tasks where a task sets none); overrides warmup_steps when set
-    warmup_eta: float | None = Field(None, ge=0.0)
-    decay: Literal["cosine", "linear", "constant", "step"] = "cosine"
-    lr_drops: list[int] = []  # decay "step": global steps at which the LR is multiplied by lr_drop_factor
-    lr_drop_factor: float = Field(0.1, gt=0.0, le=1.0)
-    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    task_lr_mode: Literal["lr", "loss_scale"] = "lr"  # per-task lr_mult as LR, or 12-in-1 loss scaling
+    """AdamW with warm-up, decay and per-task learning rates."""
+
+    lr: float = Field(1e-3, gt=0.0, description="peak learning rate")
+    weight_decay: float = Field(0.05, ge=0.0, description="AdamW weight decay")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
+    grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm at this value; null: no clipping")
+    warmup_steps: int = Field(100, ge=0, description="linear warm-up steps")
+    warmup_eta: float | None = Field(None, ge=0.0, description=(
+        "12-in-1: warm up over eta * N steps, N = the largest single-task run (max tasks[].steps, or run.steps / "
+        "number of tasks where a task sets none); overrides warmup_steps when set"))
+    decay: Literal["cosine", "linear", "constant", "step"] = Field("cosine", description="the decay after warm-up (step: at lr_drops)")
+    lr_drops: list[int] = Field([], description="decay step: global steps at which the learning rate is multiplied by lr_drop_factor")
+    lr_drop_factor: float = Field(0.1, gt=0.0, le=1.0, description="decay step: the factor applied at each of lr_drops")
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0, description="cosine / linear decay end at lr * min_lr_ratio")
+    task_lr_mode: Literal["lr", "loss_scale"] = Field("lr", description="tasks[].lr_mult scales the learning rate (lr), or the loss (12-in-1 loss_scale)")
 
 
 class RunConfig(_Strict):
-    steps: int = Field(1000, ge=1)
-    seed: int = 0
-    out_dir: str = "runs/default"
-    eval_every: int = Field(500, ge=1)
-    eval_max_batches: int | None = Field(None, ge=1)
-    log_every: int = Field(50, ge=1)
-    checkpoint_every: int = Field(500, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    device: str = "cpu"
-    progress: bool = True
-    tensorboard: bool = True
+    """Run length, evaluation, logging, checkpoints and the device."""
+
+    steps: int = Field(1000, ge=1, description="training steps")
+    seed: int = Field(0, description="seed of initialisation, schedule and batch order")
+    out_dir: str = Field("runs/default", description="the run folder: config, logs, checkpoints, results")
+    eval_every: int = Field(500, ge=1, description="validation interval in steps (tasks[].eval_every overrides it per task)")
+    eval_max_batches: int | None = Field(None, ge=1, description="validation batches per task and evaluation; null: the whole split")
+    log_every: int = Field(50, ge=1, description="training-loss log interval in steps")
+    checkpoint_every: int = Field(500, ge=1, description="checkpoint interval in steps")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (older ones are deleted)")
+    device: str = Field("cpu", description="a torch device: cpu, cuda, cuda:1, ...")
+    progress: bool = Field(True, description="show progress bars")
+    tensorboard: bool = Field(True, description="write TensorBoard logs under out_dir/tb")
     threads: int | None = Field(None, ge=1)
-    vqa_version: Literal["official", "legacy", "always_normalise"] = "official"  # when answers are normalised
-    refexp_iou: Literal["standard", "12in1", "giou"] = "standard"  # IoU >= .5 / +1 px, > .5 / GIoU
+    vqa_version: Literal["official", "legacy", "always_normalise"] = Field("official", description=(
+        "VQA answer normalisation: official (vqaEval.py since 2021: only when the annotators disagree), "
+        "legacy (vqaEval.py before 2021), always_normalise (always, both sides); see cotrain.metrics.vqa"))
+    refexp_iou: Literal["standard", "12in1", "giou"] = Field(
+        "standard", description="a referring-expression hit: IoU >= .5 (standard), IoU of +1-pixel boxes > .5 (12in1), or GIoU >= .5")
 
 
 class ExperimentConfig(_Strict):
-    name: str = "experiment"
+    """An experiment: its tasks, the data cache, the model, the schedule, the optimizer and the run."""
+
+    name: str = Field("experiment", description="the experiment's name, shown in logs")
     data: DataConfig = DataConfig()
-    tasks: list[TaskConfig]
+    tasks: list[TaskConfig] = Field(description="the task table: one entry per task, each with a unique `name` and a `source`")
     model: ModelConfig = ModelConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     optim: OptimConfig = OptimConfig()
@@ -309,26 +387,29 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
         if not self.tasks:
-            raise ValueError("at least one task is needed")
+            raise FieldProblem("tasks", "at least one task is needed")
         names = [t.name for t in self.tasks]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"task names must be unique; repeated: {dup}")
+            raise FieldProblem("tasks", f"task names must be unique; repeated: {dup}")
         declared = set(self.model.heads)
-        for t in self.tasks:
+        for i, t in enumerate(self.tasks):
             if t.head is not None and t.head not in declared:
-                raise ValueError(
+                raise FieldProblem(
+                    ("tasks", i, "head"),
                     f"task {t.name!r} uses head {t.head!r}, which model.heads does not declare "
-                    f"(declared: {sorted(declared)}); declare it, or drop `head` to give the task its own"
+                    f"(declared: {sorted(declared)}); declare it, or drop `head` to give the task its own",
                 )
         cur = self.schedule.curriculum
         groups = sorted({t.group for t in self.tasks if t.group})
         if cur.kind != "none" and groups and cur.first_group not in groups:  # (world V&L tasks carry their own)
-            raise ValueError(f"schedule.curriculum.first_group {cur.first_group!r} is no task's group (groups: {groups})")
+            raise FieldProblem(("schedule", "curriculum", "first_group"),
+                               f"schedule.curriculum.first_group {cur.first_group!r} is no task's group (groups: {groups})")
         used = {t.head_key for t in self.tasks}
         unused = sorted(declared - used)
         if unused:
-            raise ValueError(f"model.heads declares {unused}, which no task uses (a task's head key is `head` or its name)")
+            raise FieldProblem(("model", "heads"),
+                               f"model.heads declares {unused}, which no task uses (a task's head key is `head` or its name)")
         return self
 
     def task(self, name: str) -> TaskConfig:
@@ -357,47 +438,134 @@ def _loc_to_key(loc: tuple[Any, ...], raw: dict) -> str:
 
 
 def _format_errors(err: ValidationError, raw: dict, origin: str) -> str:
+    """One line per problem: the dotted key, then what is wrong. A validator's complaint
+    (:class:`FieldProblem`) adds its key to the location and is printed alone, without the input."""
     lines = [f"invalid config {origin}:"]
     for e in err.errors():
         loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        problem = (e.get("ctx") or {}).get("error")
+        if isinstance(problem, FieldProblem):
+            loc += problem.key
         key = _loc_to_key(loc, raw) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg} (got {e.get('input')!r})" if e["type"] != "missing" else f"  {key}: required key missing")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key" + _nearest_keys(loc)
+        elif e["type"] == "missing":
+            found = walk(ExperimentConfig, loc)
+            meaning = found[1].description if found and found[1] is not None else None
+            msg = "required key missing" + (f" ({meaning})" if meaning else "")
+        elif isinstance(problem, Exception):  # a validator's message names what is wrong
+            msg = str(problem)
+        else:
+            msg = f"{e['msg']} (got {_short(e.get('input'))})"
+        lines.append(f"  {key}: {msg}")
     return "\n".join(lines)
+
+
+def _nearest_keys(loc: tuple[Any, ...]) -> str:
+    """'; did you mean batch_size?' (the closest fields of the unknown key's section), else the
+    section's valid keys."""
+    found = walk(ExperimentConfig, loc[:-1])
+    section = unwrap_optional(found[0])[0] if found else None
+    if not is_section(section):
+        return ""
+    names = list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=3, cutoff=0.6)
+    ratio = {n: difflib.SequenceMatcher(None, str(loc[-1]), n).ratio() for n in close}
+    close = [n for n in close if ratio[n] >= ratio[close[0]] - 0.1]  # near-ties only: batchsize -> batch_size
+    if close:
+        return f"; did you mean {' or '.join(close)}?"
+    return f"; valid keys: {', '.join(names)}"
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML (null, true), else its repr; tuples as lists."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(list(value) if isinstance(value, tuple) else value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = _show(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _a_type(value: Any) -> str:
+    name = type(value).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def apply_override(raw: dict, assignment: str) -> None:
     """Apply ``a.b.c=value`` to a raw mapping in place (value parsed as YAML).
 
-    A segment after ``tasks`` may be a task name or a list index: ``tasks.shapes.batch_size=16``.
+    A segment below a list is an index or, for entries with a ``name``, that name:
+    ``tasks.shapes.batch_size=16``, ``tasks.0.batch_size=16``. Sections missing on the way are
+    created. Walking into a value (``model.dim.x=1``), into a list where the schema has a section,
+    or to a list entry that does not exist raises :class:`ConfigError` naming the key path.
     """
     if "=" not in assignment:
         raise ConfigError(f"override {assignment!r} is not of the form key.sub=value")
     key, value = assignment.split("=", 1)
     parts = key.strip().split(".")
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"override {assignment!r}: {message}")
+
+    if not all(parts):
+        raise fail("empty key segment")
+    if not isinstance(raw, dict):
+        raise fail("the config is not a mapping at the top level")
     node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = node[_list_index(node, part, key)]
-        else:
-            if part not in node or node[part] is None:
-                node[part] = {}
-            node = node[part]
-    last = parts[-1]
-    parsed = yaml.safe_load(value) if value != "" else None
-    if isinstance(node, list):
-        node[_list_index(node, last, key)] = parsed
-    else:
-        node[last] = parsed
+    for i, part in enumerate(parts):
+        slot = _list_index(node, part, ".".join(parts[:i]), fail) if isinstance(node, list) else part
+        if i == len(parts) - 1:
+            node[slot] = yaml.safe_load(value) if value != "" else None
+            return
+        here = ".".join(parts[: i + 1])
+        found = walk(ExperimentConfig, parts[: i + 1])
+        expected = shape(found[0]) if found else "section"  # an unknown key: validation names it
+        present = isinstance(node, list) or slot in node
+        child = node[slot] if present else None
+        if child is None and expected == "section":
+            child = node[slot] = {}
+        elif child is None:
+            raise fail(_no_entries(here, expected, None if present else found[1]))
+        elif isinstance(child, list) and expected == "section":
+            raise fail(f"{here} is a list ({_short(child)}), not a section")
+        elif not isinstance(child, (dict, list)):
+            raise fail(f"{here} is {_short(child)} ({_a_type(child)}), not {'a list' if expected == 'list' else 'a section'}")
+        node = child
 
 
-def _list_index(node: list, part: str, key: str) -> int:
+def _no_entries(here: str, expected: str, field: FieldInfo | None) -> str:
+    """Why ``here`` (null, or not in the raw config: then ``field`` gives its default) cannot be walked into."""
+    default = PydanticUndefined if field is None else field.default
+    if expected == "list":
+        shown = "null" if field is None else "not set" if default is PydanticUndefined else f"not set (default {_show(default)})"
+        return f"{here} is {shown}: set the whole list ({here}=[...])"
+    if field is None or default is None:
+        return f"{here} is null{'' if field is None else ' (the default)'}, not a section"
+    if default is PydanticUndefined:
+        return f"{here} is not set; it takes a value, not a section"
+    return f"{here} is {_show(default)} ({_a_type(default)}, the default), not a section"
+
+
+def _list_index(node: list, part: str, where: str, fail) -> int:
     if part.isdigit() and int(part) < len(node):
         return int(part)
     for i, item in enumerate(node):
         if isinstance(item, dict) and item.get("name") == part:
             return i
-    raise ConfigError(f"override {key!r}: no list entry named or numbered {part!r}")
+    if not node:
+        raise fail(f"{where} is an empty list: set the whole list ({where}=[...])")
+    n = len(node)
+    entries = f"{n} entr{'y' if n == 1 else 'ies'}"
+    names = [str(item["name"]) for item in node if isinstance(item, dict) and "name" in item]
+    if names:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise fail(f"{where} is a list of {entries}: give an index 0..{n - 1} or a {'task ' if where == 'tasks' else ''}name ({shown})")
+    raise fail(f"{where} is a list of {entries}: give an index 0..{n - 1}, or set the whole list ({where}=[...])")
 
 
 def config_from_dict(raw: dict, origin: str = "<dict>") -> ExperimentConfig:
