@@ -24,7 +24,7 @@ from pydantic_core import PydanticUndefined
 from .config_schema import is_section, shape, unwrap_optional, walk
 from .errors import CotrainError
 
-MODALITIES = ("image", "video", "audio", "text")
+INPUT_KINDS = ("image", "video", "audio", "text", "regions")  # the encoder table's kinds (cotrain.encoders)
 
 
 class ConfigError(CotrainError, ValueError):
@@ -139,13 +139,23 @@ class DataConfig(_Strict):
 
 
 # --------------------------------------------------------------------------------------- tasks
+class TransformConfig(_Strict):
+    """A per-task batch transform (:mod:`cotrain.data.transforms`), applied to each training batch
+    before the forward pass. ``mask_text``: BERT's masking of word pieces — of a ``prob`` share of the
+    real tokens, 80% become ``[MASK]``, 10% a random token, 10% stay; the originals go to
+    ``batch["mlm_labels"]`` (-100 elsewhere)."""
+
+    kind: Literal["mask_text"] = Field(description="the transform: mask_text")
+    prob: float = Field(0.15, gt=0.0, lt=1.0, description="mask_text: the share of word pieces chosen for masking")
+
+
 class TaskConfig(_Strict):
     """One row of the task table: a named dataset, its head and its training settings."""
 
     name: str = Field(description="the task's unique name, used in logs, results and overrides (tasks.NAME.key=value)")
     source: SourceConfig = Field(description="where the task's examples come from: a `kind` and the keys that kind needs")
-    modality: Literal["image", "video", "audio", "text", "vl"] | None = Field(
-        None, description="null: the source's modality; when given it must match the source's")
+    inputs: list[Literal["image", "video", "audio", "text", "regions"]] | None = Field(
+        None, description="the inputs the task reads, in trunk order (e.g. [image], [regions, text], [image, text]); null: its source's default")
     head: str | None = Field(None, description="a key of model.heads (tasks naming the same key share one head); null: the task's own head")
     group: str | None = Field(None, description="a group label; schedule.curriculum.first_group names the group trained first")
     batch_size: int = Field(32, ge=1, description="training examples per step of this task")
@@ -157,6 +167,7 @@ class TaskConfig(_Strict):
     eval_every: int | None = Field(None, ge=1, description="validation interval of this task in steps; null: run.eval_every")
     metric: Literal["top1", "mAP", "vqa", "recall", "refexp"] | None = Field(
         None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp)")
+    transforms: list[TransformConfig] = Field([], description="batch transforms applied before the forward pass, in order (e.g. [{kind: mask_text}])")
 
     @property
     def head_key(self) -> str:
@@ -228,23 +239,16 @@ class EncodersConfig(_Strict):
     regions: RegionEncoderConfig = RegionEncoderConfig()
 
 
-class VLConfig(_Strict):
-    """Vision-and-language trunk settings (``model.trunk: coattention`` or ``single_stream``).
+class CoAttentionConfig(_Strict):
+    """The two-stream co-attention trunk (``model.trunk: coattention``, ViLBERT): the text stream
+    runs ``t_layers - v_layers`` text-only layers, then ``v_layers`` rounds of (visual layer, text
+    layer, co-attention layer); 12-in-1 uses 6 / 12."""
 
-    ``coattention`` (ViLBERT): the text stream runs ``t_layers - v_layers`` text-only layers, then
-    ``v_layers`` rounds of (visual layer, text layer, co-attention layer); the paper uses 6 / 12.
-    ``single_stream``: ``t_layers`` shared layers over the concatenated streams.
-    ``task_tokens``: one learned token per task (``dataset``), per head key (``head``) or none.
-    ``visual``: region proposals or pixel patches (the image encoder) as the visual stream.
-    """
-
-    v_layers: int = Field(2, ge=1, description="coattention: visual layers (= co-attention rounds)")
-    t_layers: int = Field(4, ge=1, description="text layers (coattention), or shared layers (single_stream); at least v_layers")
-    task_tokens: Literal["dataset", "head", "none"] = Field("dataset", description="one learned token per task (dataset), per head key (head), or none")
-    visual: Literal["regions", "pixels"] = Field("regions", description="the visual stream: region proposals, or pixel patches (the image encoder)")
+    v_layers: int = Field(2, ge=1, description="visual layers (= co-attention rounds)")
+    t_layers: int = Field(4, ge=1, description="text layers; at least v_layers")
 
     @model_validator(mode="after")
-    def _check(self) -> "VLConfig":
+    def _check(self) -> "CoAttentionConfig":
         if self.t_layers < self.v_layers:
             raise FieldProblem("t_layers", f"t_layers ({self.t_layers}) must be at least v_layers ({self.v_layers})")
         return self
@@ -254,30 +258,32 @@ class HeadConfig(_Strict):
     """A head, pooled tokens → logits: ``classify`` a softmax over classes, ``multilabel`` a sigmoid
     per class (BCE); the vision-and-language types are described in docs/architecture.md."""
 
-    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] = Field(
-        "classify", description="classify, multilabel, or one of the vision-and-language heads")
+    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] | None = Field(
+        None, description="the head kind (see cotrain.heads); null: what the data implies (classify / multilabel, or the V&L source's head)")
     mlp: bool = Field(False, description="false: one linear layer; true: Linear-GELU-Linear")
     hidden: int | None = Field(None, description="the MLP's hidden width; null: model.dim")
     pool: Literal["cls", "mean"] = Field("cls", description="the class token, or the mean of the tokens (padding excluded)")
     num_classes: int | None = Field(None, description="null: taken from the data of the tasks that use the head")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the head's layers")
+    loss_weights: dict[str, float] = Field({}, description="weights of the head's loss terms by name (e.g. {ce: 1.0}); unset terms keep the head's defaults")
 
 
 class ModelConfig(_Strict):
     """The transformer: encoders, trunk and heads."""
 
-    trunk: Literal["shared", "coattention", "single_stream"] = Field(
-        "shared", description="shared: one transformer for every modality; coattention / single_stream: vision-and-language (see model.vl)")
+    trunk: Literal["shared", "single_stream", "coattention"] = Field(
+        "shared", description="shared: one transformer for every input kind (PolyViT; joint over a task's inputs); single_stream: shared with every layer joint; coattention: text and visual streams with co-attention (see model.coattention)")
     dim: int = Field(128, ge=8, description="token width; a multiple of num_heads")
-    depth: int = Field(2, ge=1, description="transformer layers of the shared trunk")
+    depth: int = Field(2, ge=1, description="transformer layers of the shared / single_stream trunk")
     num_heads: int = Field(4, ge=1, description="attention heads per layer")
     mlp_ratio: float = Field(4.0, gt=0.0, description="MLP width as a multiple of dim")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in the trunk's layers")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth: the last layer's rate of dropping a residual branch (linear from 0 at the first)")
-    l_adapt: int = Field(0, ge=0, description="modality-specific first layers replacing shared ones (PolyViT); at most depth")
+    l_adapt: int = Field(0, ge=0, description="input-kind-specific first layers replacing shared ones (PolyViT); at most depth")
+    task_tokens: Literal["none", "dataset", "head"] = Field("none", description="a learned token per task (dataset), per head key (head) or none, inserted after the text CLS (else after the first input's first token)")
     encoders: EncodersConfig = EncodersConfig()
     heads: dict[str, HeadConfig] = Field({}, description="heads by key; tasks naming a key in `head` share it (undeclared tasks get a default head)")
-    vl: VLConfig = VLConfig()
+    coattention: CoAttentionConfig = CoAttentionConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

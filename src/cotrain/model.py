@@ -130,15 +130,17 @@ class Model(nn.Module):
         return None if tid is None else torch.full((n,), tid, dtype=torch.long, device=device)
 
     # ------------------------------------------------------------------ running
-    def streams(self, batch: dict[str, torch.Tensor], task: str) -> tuple[dict[str, Tokens], int]:
-        """Each of the task's inputs encoded (a view axis flattened, text repeated K times) and K."""
-        spec = self.spec(task)
-        views = {k: views_of(k, batch) for k in spec.inputs if k != "text"}
+    def streams(self, batch: dict[str, torch.Tensor], inputs: tuple[str, ...], task: str = "") -> tuple[dict[str, Tokens], int]:
+        """Each of ``inputs`` encoded (a view axis flattened, text repeated K times) and K."""
+        missing = [k for k in inputs if k not in self.encoders]
+        if missing:
+            raise InputError(f"the model has no encoder for {missing} (it has {list(self.encoders)})")
+        views = {k: views_of(k, batch) for k in inputs if k != "text"}
         if len(set(views.values())) > 1:
             raise InputError(f"task {task!r}: its inputs carry different view counts {views}")
         k_views = next(iter(views.values()), 0)
         streams = {}
-        for kind in spec.inputs:
+        for kind in inputs:
             if kind == "text":
                 s = encode(self.encoders[kind], kind, batch)
                 if k_views:
@@ -151,12 +153,18 @@ class Model(nn.Module):
             raise InputError(f"task {task!r}: its inputs have different batch sizes {sizes}")
         return streams, k_views
 
+    def run_trunk(self, batch: dict[str, torch.Tensor], inputs: tuple[str, ...], task: str | None = None) -> TrunkOutput:
+        """Encoders + trunk on ``inputs`` of ``batch``, with ``task``'s task token (none for None: the
+        representation a held-out task is probed on). Regrouped ``[B, K, ...]`` with views."""
+        streams, views = self.streams(batch, tuple(inputs), task or "")
+        first = next(iter(streams.values())).x
+        ids = self._task_ids(task, first.shape[0], first.device) if task is not None else None
+        out = self.trunk(streams, ids)
+        return out.regroup(views) if views else out
+
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> TrunkOutput:
         """The trunk output of ``task`` on ``batch`` (regrouped ``[B, K, ...]`` with views)."""
-        streams, views = self.streams(batch, task)
-        n = next(iter(streams.values())).x.shape[0]
-        out = self.trunk(streams, self._task_ids(task, n, next(iter(streams.values())).x.device))
-        return out.regroup(views) if views else out
+        return self.run_trunk(batch, self.spec(task).inputs, task)
 
     def forward(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
         """The head's predictions (logits / scores; shape per head kind, see cotrain.heads)."""

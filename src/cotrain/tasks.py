@@ -64,7 +64,7 @@ def default_inputs(task: TaskConfig) -> tuple[str, ...]:
     if src.kind == "world":
         from cotrain.data.world import world_task_inputs
 
-        return world_task_inputs(task.name, src.name)
+        return world_task_inputs(src.name)
     if src.kind in VL_FORMAT_KINDS:
         return ("regions", "text") if src.regions else ("image", "text")
     return SOURCE_INPUTS[src.kind]

@@ -26,6 +26,8 @@ class Head(nn.Module):
     metric: str = "top1"
     uses_classes: bool = True
     needs: str | None = None  # an input kind the task must read (refexp: regions)
+    views: int = 0  # images per example the head needs (NLVR2: 2); 0: one, no view axis
+    ranks: bool = False  # inference ranks candidate images for a caption (retrieval)
     default_loss_weights: dict[str, float] = {}
 
     def __init__(self, cfg: HeadConfig) -> None:

@@ -26,7 +26,7 @@ class RetrievalHead(Head):
     ``results(scores [n, Ni])``: ``ranking`` (image indices, best first) and ``scores`` per image.
     """
 
-    kind, metric, uses_classes = "retrieval", "recall", False
+    kind, metric, uses_classes, ranks = "retrieval", "recall", False, True
     default_loss_weights = {"ce": 1.0}
 
     def __init__(self, cfg: HeadConfig, dim: int, num_classes: int = 0) -> None:

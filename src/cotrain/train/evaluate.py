@@ -1,30 +1,55 @@
-"""Evaluation of one task on one split: the task's metric, computed over the whole split."""
+"""Evaluation of one task on one split: ONE path, keyed by the task's metric (:data:`METRICS`).
+
+Each evaluator returns ``{"metric", "value", "chance", "n"}`` (+ ``details`` where the metric has
+more than one number):
+
+- ``top1`` / ``mAP``: argmax accuracy (multi-label targets: the argmax must be a positive) or mean
+  average precision over sigmoid scores. Chance: the train split's majority class (top1) or the
+  positives' rate (mAP).
+- ``vqa``: official VQA accuracy of the top answer against the 10 annotator answers (by answer id;
+  with an ``answers_raw`` array of the annotators' strings, by string with the run's
+  ``vqa_version`` normalisation: official, legacy or always_normalise). Chance: always answering
+  the train split's most frequent answer. With an ``answer_type`` array, ``details`` holds the
+  accuracy per answer type, as the official evaluation reports it.
+- ``refexp``: the top-scoring real proposal's box against ``target_box`` (IoU >= 0.5, or the
+  ``12in1`` / ``giou`` variants of ``run.refexp_iou``). Chance: picking a real proposal uniformly.
+- ``recall``: every caption of the split against every distinct image of the split (the pool);
+  the value is caption→image R@1 and ``details`` holds R@1/5/10 both directions. Chance: 1 / pool.
+"""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
 
+from ..config import ConfigError
 from ..data.arrays import Split, TaskData, iterate_once
 from ..metrics.classification import chance_level, mean_average_precision, top1
+from ..metrics.refexp import refexp_accuracy_from_scores
+from ..metrics.retrieval import recall_at_k
+from ..metrics.vqa import vqa_accuracy_from_ids, vqa_scores, vqa_scores_from_ids
+from ..metrics.vqa_types import accuracy_per_answer_type
 
 
 @torch.inference_mode()
 def predict_split(
     model, task: str, split: Split, batch_size: int, max_batches: int | None = None, device: str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``[N, C]`` and labels for (the first ``max_batches`` batches of) a split."""
+) -> torch.Tensor:
+    """The head's predictions (logits / scores) for (the first ``max_batches`` batches of) a split."""
     was_training = model.training
     model.eval()
-    logits, labels = [], []
-    for i, batch in enumerate(iterate_once(split, batch_size)):
-        if max_batches is not None and i >= max_batches:
-            break
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        logits.append(model(batch, task).float().cpu())
-        labels.append(batch["label"].cpu())
-    model.train(was_training)
-    return torch.cat(logits), torch.cat(labels)
+    out = []
+    try:
+        for i, batch in enumerate(iterate_once(split, batch_size)):
+            if max_batches is not None and i >= max_batches:
+                break
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+            out.append(model(batch, task).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
 
 def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -40,36 +65,104 @@ def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
     raise ValueError(f"unknown metric {metric!r}; use top1 or mAP")
 
 
-HEAD_METRICS = {"vqa": "vqa", "retrieval": "recall", "refexp": "refexp", "nlvr": "top1", "snli-ve": "top1"}
+def _classes(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+    logits = predict_split(model, task, s, bs, mb, device)
+    labels = np.asarray(s.arrays["label"][:n])
+    chance = chance_level(data.train.arrays["label"], labels, kind=metric)
+    return {"metric": metric, "value": score(metric, logits, torch.from_numpy(labels)), "chance": float(chance),
+            "n": int(n)}
 
 
-def task_metric(task_cfg, data: TaskData) -> str:
-    """The task's ``metric``, or its head's own: top1 / vqa / recall / refexp."""
-    if task_cfg.metric is not None:
-        return task_cfg.metric
-    return HEAD_METRICS.get(data.meta.get("head_type"), "top1")
+def _vqa(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+    if "answers" not in s.arrays:
+        raise ValueError(f"task {data.name!r}: a VQA split needs an `answers` array [N, 10]")
+    logits = predict_split(model, task, s, bs, mb, device)
+    answers = s.arrays["answers"][:n]
+    pred = logits.argmax(dim=1).numpy()
+    if "answers_raw" in s.arrays:
+        names = data.class_names
+        version = getattr(options, "vqa_version", "official")
+        scores = vqa_scores([names[i] for i in pred], s.arrays["answers_raw"][:n].tolist(), version=version)
+    else:
+        scores = vqa_scores_from_ids(pred, answers)
+    prior = np.asarray(data.train.arrays["label"], dtype=np.float64).sum(axis=0)
+    chance = vqa_accuracy_from_ids(np.full(n, int(prior.argmax())), answers)
+    out = {"metric": "vqa", "value": float(scores.mean()), "chance": float(chance), "n": int(n)}
+    if "answer_type" in s.arrays:
+        per_type = accuracy_per_answer_type(scores, s.arrays["answer_type"][:n])
+        if per_type:
+            out["details"] = {k: round(v, 5) for k, v in per_type.items()}
+    return out
+
+
+def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+    scores = predict_split(model, task, s, bs, mb, device)
+    a = s.take(np.arange(n), keys=("boxes", "region_mask", "target_box", "label"))
+    missing = [k for k in ("boxes", "region_mask", "target_box") if k not in a]
+    if missing:
+        raise ValueError(f"task {data.name!r}: a referring-expression split needs arrays {missing}")
+    boxes, mask = a["boxes"].numpy(), a["region_mask"].numpy().astype(bool)
+    value = refexp_accuracy_from_scores(
+        scores, boxes, mask, a["target_box"].numpy(), variant=getattr(options, "refexp_iou", "standard"),
+        image_size=data.meta.get("image_size"),
+    )
+    good = (a["label"].numpy() > 0) & mask
+    chance = float(np.mean(good.sum(1) / np.maximum(mask.sum(1), 1)))
+    return {"metric": "refexp", "value": float(value), "chance": chance, "n": int(n)}
+
+
+@torch.inference_mode()
+def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+    a = s.arrays
+    if a["text"].ndim != 2 or "image_id" not in a or np.asarray(a["image_id"]).ndim != 1:
+        raise ValueError(f"task {task!r}: a retrieval eval split needs one caption per row with its `image_id` [N]")
+    ids = np.asarray(a["image_id"][:n])
+    pool, first, caption_image = np.unique(ids, return_index=True, return_inverse=True)
+    other = next(k for k in model.spec(task).inputs if k != "text")
+    from ..encoders import entry
+
+    visual = {k: v.to(device) for k, v in s.take(first, keys=entry(other).keys).items()}
+    text = {"text": torch.from_numpy(np.ascontiguousarray(a["text"][:n])).to(device)}
+    was_training = model.training
+    model.eval()
+    try:
+        scores = model.score_pairs(text, visual, task, chunk_size=max(bs, 256)).float().cpu()
+    finally:
+        model.train(was_training)
+    details = recall_at_k(scores, caption_image)
+    return {"metric": "recall", "value": details["c2i_r1"], "chance": 1.0 / len(pool), "n": int(n),
+            "details": {k: round(v, 5) for k, v in details.items()}}
+
+
+METRICS: dict[str, Callable[..., dict]] = {
+    "top1": _classes,
+    "mAP": _classes,
+    "vqa": _vqa,
+    "refexp": _refexp,
+    "recall": _recall,
+}
 
 
 def evaluate_task(
-    model,
-    task: str,
-    data: TaskData,
-    metric: str,
-    split: str = "val",
-    batch_size: int = 128,
-    max_batches: int | None = None,
-    device: str = "cpu",
-    options=None,
+    model, task: str, data: TaskData, metric: str, split: str = "val", batch_size: int = 128,
+    max_batches: int | None = None, device: str = "cpu", options=None,
 ) -> dict:
-    """``{"metric", "value", "chance", "n"}`` for one task on one split (V&L metrics add their
-    details, e.g. every recall@K). ``options``: anything with ``vqa_version`` and ``refexp_iou``
-    (the run config)."""
-    if metric in ("vqa", "recall", "refexp"):
-        from .vl_evaluate import evaluate_vl_task
+    """``{"metric", "value", "chance", "n"}`` (+ ``details``) of ``task`` on ``split`` with ``metric``.
+    ``options``: anything with ``vqa_version`` and ``refexp_iou`` (the run config)."""
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
+    s = data.split(split)
+    n = len(s) if max_batches is None else min(len(s), max_batches * batch_size)
+    if n == 0:
+        raise ValueError(f"task {task!r}: the {split} split is empty")
+    return METRICS[metric](model, task, data, s, n, metric, batch_size, max_batches, device, options)
 
-        return evaluate_vl_task(model, task, data, metric, split, batch_size, max_batches, device, options)
-    logits, labels = predict_split(model, task, data.split(split), batch_size, max_batches, device)
-    n = len(labels)
-    test_labels = data.split(split).arrays["label"][:n]
-    chance = chance_level(data.train.arrays["label"], np.asarray(test_labels), kind=metric)
-    return {"metric": metric, "value": score(metric, logits, labels), "chance": float(chance), "n": int(n)}
+
+def answer_type_lines(results: dict[str, dict]) -> list[str]:
+    """One line per VQA result with per-answer-type ``details``, for below the results table:
+    ``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``."""
+    return [f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items())
+            for name, r in results.items() if r.get("metric") == "vqa" and r.get("details")]
+
+
+__all__ = ["METRICS", "answer_type_lines", "evaluate_task", "predict_split", "score"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..config import apply_override, config_from_dict
+from ..errors import InputError
 
 
 def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, task: str) -> dict[str, int]:
@@ -42,7 +43,9 @@ def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, task: str
 def single_task_config(cfg, task: str, *, steps: int | None = None, out_dir: str | None = None,
                        overrides: list[str] | tuple[str, ...] = ()):
     """The one-task version of a multi-task experiment config."""
-    row = cfg.task(task)  # KeyError naming the tasks when unknown
+    if task not in [t.name for t in cfg.tasks]:
+        raise InputError(f"unknown task {task!r}; the checkpoint's tasks: {[t.name for t in cfg.tasks]}")
+    row = cfg.task(task)
     raw = cfg.model_dump(mode="json")
     raw["tasks"] = [row.model_dump(mode="json")]
     raw["model"]["heads"] = {k: v for k, v in raw["model"]["heads"].items() if k == row.head_key}

@@ -1,8 +1,9 @@
 """Linear probes (PolyViT's representation evaluation): freeze encoders and trunk, train a new
 linear head on a task's training split, report accuracy on its val and test splits.
 
-The task may be one the model was trained on or a held-out one, as long as the model has an
-encoder for its modality. Features are the class-token trunk outputs ``[N, D]``, extracted once;
+The task may be one the model was trained on (its task token is used) or a held-out one, as long as
+the model has an encoder for each of its inputs. Features are the pooled trunk outputs ``[N, D]``
+(the class token; ``h_IMG ⊙ h_CLS`` for an image–text task), extracted once;
 the head is trained full-batch with AdamW on standardised features (a convex problem, so the result
 barely depends on the optimiser settings).
 """
@@ -20,18 +21,23 @@ from ..metrics.classification import chance_level, top1
 
 
 @torch.no_grad()
-def extract_features(model, split: Split, modality: str, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-token trunk features ``[N, D]`` and labels ``[N]`` of every example of a split."""
-    if modality not in model.encoders:
-        raise InputError(f"the model has no {modality} encoder (it has {sorted(model.encoders)}); cannot probe a {modality} task")
+def extract_features(model, split: Split, inputs: tuple[str, ...], task: str | None = None,
+                     batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled trunk features ``[N, D]`` (:meth:`cotrain.model.Model.run_trunk`, ``joint()``) and labels
+    ``[N]`` of every example of a split; ``task``: use that task's token (one of the model's tasks)."""
+    missing = [k for k in inputs if k not in model.encoders]
+    if missing:
+        raise InputError(f"the model has no encoder for {missing} (it has {sorted(model.encoders)}); "
+                         f"cannot probe a task reading {list(inputs)}")
     was_training = model.training
     model.eval()
     feats, labels = [], []
-    for batch in iterate_once(split, batch_size):
-        tokens, mask = model.encoders[modality](batch[modality])
-        feats.append(model.trunk(tokens, mask, modality)[:, 0].float())
-        labels.append(batch["label"])
-    model.train(was_training)
+    try:
+        for batch in iterate_once(split, batch_size):
+            feats.append(model.run_trunk(batch, inputs, task).joint().float())
+            labels.append(batch["label"])
+    finally:
+        model.train(was_training)
     return torch.cat(feats), torch.cat(labels)
 
 
@@ -54,18 +60,19 @@ def train_linear(
     return head
 
 
-def linear_probe(model, data: TaskData, *, epochs: int = 100, seed: int = 0, batch_size: int = 256) -> dict:
-    """``{"val", "test", "chance", "modality", "n_train"}`` for a linear head on frozen features."""
+def linear_probe(model, data: TaskData, inputs: tuple[str, ...], *, task: str | None = None, epochs: int = 100,
+                 seed: int = 0, batch_size: int = 256) -> dict:
+    """``{"val", "test", "chance", "inputs", "n_train"}`` for a linear head on frozen features."""
     if data.multilabel:
         raise InputError(f"task {data.name!r} is multi-label; linear probes are single-label here")
-    xtr, ytr = extract_features(model, data.train, data.modality, batch_size)
+    xtr, ytr = extract_features(model, data.train, inputs, task, batch_size)
     mean, std = xtr.mean(0), xtr.std(0) + 1e-6
     with torch.enable_grad():
         head = train_linear((xtr - mean) / std, ytr, data.num_classes, epochs=epochs, seed=seed)
-    out = {"modality": data.modality, "n_train": len(ytr)}
+    out = {"inputs": "+".join(inputs), "n_train": len(ytr)}
     with torch.no_grad():
         for split in ("val", "test"):
-            x, y = extract_features(model, data.split(split), data.modality, batch_size)
+            x, y = extract_features(model, data.split(split), inputs, task, batch_size)
             out[split] = top1(head((x - mean) / std), y)
     out["chance"] = float(chance_level(data.train.arrays["label"], np.asarray(data.test.arrays["label"])))
     return out
@@ -78,8 +85,8 @@ def probe_checkpoint(
     """Probe a saved model on ``task``: one of its own tasks, or any world task (held out)."""
     from ..api import load
     from ..config import SourceConfig, TaskConfig
-    from ..data.sources import build_task_data
-    from ..data.world import WORLD_TASKS
+    from ..data.world import world_task_names
+    from ..tasks import task_inputs
 
     pred = load(checkpoint)
     cfg = pred.cfg
@@ -88,11 +95,16 @@ def probe_checkpoint(
     known = {t.name: t for t in cfg.tasks}
     if task in known:
         tcfg = known[task]
-    elif task in WORLD_TASKS:
+    elif task in world_task_names():
         tcfg = TaskConfig(name=task, source=SourceConfig(kind="world", name=task, n_train=1000, n_val=200, n_test=400))
     else:
-        raise InputError(f"unknown task {task!r}: not in the checkpoint ({sorted(known)}) nor a world task ({sorted(WORLD_TASKS)})")
+        raise InputError(f"unknown task {task!r}: not in the checkpoint ({sorted(known)}) nor a world task "
+                         f"({world_task_names()})")
     if n_train is not None:
         tcfg = tcfg.model_copy(update={"source": tcfg.source.model_copy(update={"n_train": n_train})})
-    data = build_task_data(tcfg, cfg, tokenizer=pred.tokenizer)
-    return linear_probe(pred.model, data, epochs=epochs, seed=seed)
+    from ..data.sources import build_all_task_data
+
+    probe_cfg = cfg.model_copy(update={"tasks": [tcfg], "data": cfg.data.model_copy(update={"clean": False})})
+    data = build_all_task_data(probe_cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None)[0][task]
+    inputs = task_inputs(tcfg)
+    return linear_probe(pred.model, data, inputs, task=task if task in known else None, epochs=epochs, seed=seed)

@@ -12,12 +12,17 @@ Tasks (``WORLD_TASKS`` maps name -> modality): ``shapes``, ``count``, ``digits``
 from .build import CLASS_NAMES, GENERATOR_VERSION, WORLD_TASKS, build_world_task, cache_key, espeak_available
 from .common import SPLIT_OFFSETS, balanced_labels, task_seed
 from .images import scene_for_example
+from .registry import world_class_names, world_task_info, world_task_inputs, world_task_names
 from .render import render_scene, render_scenes, shape_mask
 from .scene import COLOUR_NAMES, COLOURS, SHAPES, SIZES, Background, Scene, SceneObject, make_scene
 from .video import MOTIONS, motion_clip, motion_for_example, render_frames
 
 __all__ = [
     "WORLD_TASKS",
+    "world_class_names",
+    "world_task_info",
+    "world_task_inputs",
+    "world_task_names",
     "CLASS_NAMES",
     "GENERATOR_VERSION",
     "build_world_task",
