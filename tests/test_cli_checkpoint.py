@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import yaml
 
 from cotrain.cli import main
 from cotrain.train.logging import read_log
@@ -80,3 +81,13 @@ def test_missing_optimizer_state_needs_allow_inexact_resume(trained, tmp_path, c
 def test_allow_inexact_resume_without_resume_is_an_error(trained, capsys):
     assert main(["train", str(trained / "exp.yaml"), "--quiet", "--allow-inexact-resume"]) == 1
     assert "--allow-inexact-resume only applies with --resume" in one_error_line(capsys, "train")
+
+
+def test_resume_with_other_tasks_is_one_error_line(trained, tmp_path, capsys):
+    run, _ = run_copy(trained, tmp_path)
+    raw = yaml.safe_load((trained / "exp.yaml").read_text())
+    raw["tasks"] = raw["tasks"][:1]
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["train", str(tmp_path / "one.yaml"), f"run.out_dir={run}", "--quiet", "--resume"]) == 1
+    line = one_error_line(capsys, "train")
+    assert "checkpoint tasks ['bright', 'tone'] differ from the config's ['bright']" in line

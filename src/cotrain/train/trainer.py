@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ExperimentConfig, config_from_dict, dump_config
+from ..config import ConfigError, ExperimentConfig, config_from_dict, dump_config
 from ..data.arrays import BatchIterator, TaskData
 from ..data.sources import build_all_task_data
 from ..errors import CotrainError
@@ -243,7 +243,7 @@ class Trainer:
         opt_file, state_file = ckpt / "optimizer.safetensors", ckpt / "state.json"
         saved_tasks = [s["name"] for s in st["tasks"]]
         if saved_tasks != [s.name for s in self.specs]:
-            raise ValueError(f"{ckpt}: checkpoint tasks {saved_tasks} differ from the config's {[s.name for s in self.specs]}")
+            raise ConfigError(f"{ckpt}: checkpoint tasks {saved_tasks} differ from the config's {[s.name for s in self.specs]}")
         extra = ck["extra"]
         has_optimizer, has_rng = extra is not None and "optimizer" in st, extra is not None and TORCH_KEY in extra
         gaps = [f"{opt_file}: missing"] if extra is None else []
