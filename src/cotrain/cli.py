@@ -7,7 +7,10 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
+
+from .errors import InputError
 
 EPILOG = """examples:
   cotrain train --demo                                 co-train the embedded 7-task demo
@@ -67,6 +70,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data.sources import build_all_task_data
     from .train.trainer import Trainer, format_results
 
+    if args.allow_inexact_resume and args.resume is None:
+        raise InputError("--allow-inexact-resume only applies with --resume")
     cfg = _load_cfg(args)
     if args.out:
         cfg.run.out_dir = args.out
@@ -79,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume = None
     if args.resume is not None:
         resume = args.resume or cfg.run.out_dir
-    trainer = Trainer(cfg, data=data, tokenizer=tokenizer, resume=resume)
+    trainer = Trainer(cfg, data=data, tokenizer=tokenizer, resume=resume, allow_inexact_resume=args.allow_inexact_resume)
     counts = trainer.model.parameter_counts()
     print(f"[cotrain] data ready in {t_data:.1f}s; model {counts['total'] / 1e6:.2f}M parameters; starting at step {trainer.step}")
     t1 = time.perf_counter()
@@ -249,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(t)
     t.add_argument("--out", help="run folder (overrides run.out_dir)")
     t.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
-                   help="continue exactly from a checkpoint (default: run.out_dir's latest)")
+                   help="continue exactly from a checkpoint (default: run.out_dir's latest; if that one is unreadable, "
+                   "the newest readable one, with a warning)")
+    t.add_argument("--allow-inexact-resume", action="store_true",
+                   help="with --resume: also resume from a checkpoint without optimizer.safetensors (or RNG state), "
+                   "which is refused otherwise; the optimizer moments and RNG state then start afresh, so the run "
+                   "will not match an uninterrupted one (a warning and a log.jsonl event say so)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -325,6 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warnings(command: str, show):
+    """cotrain's own warnings (e.g. a checkpoint fall-back, an inexact resume) as one stderr line each."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("cotrain."):
+            print(f"cotrain {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -349,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     from .train.trainer import TrainingDiverged
 
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            return int(args.func(args) or 0)
     except (ConfigError, DataError, CheckpointError, TrainingDiverged, FileNotFoundError, KeyError, ValueError) as err:
         if os.environ.get("COTRAIN_DEBUG"):
             raise

@@ -20,14 +20,16 @@ averaged before the update (:mod:`cotrain.train.distributed`); rank 0 writes log
 
 Exact resume: the schedule is a pure function of the global step, batch iterators are
 ``(epoch, position)``, DSG's state is saved, and the checkpoint holds weights, optimizer state and
-the torch RNG state, so a run stopped at step k and resumed ends with the same weights as an
-uninterrupted one.
+the torch RNG states (CPU, and CUDA's when available), so a run stopped at step k and resumed ends
+with the same weights as an uninterrupted one. A checkpoint that cannot give that (no optimizer
+state) is refused unless ``allow_inexact_resume`` is set (:meth:`Trainer.restore`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,21 +37,22 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ExperimentConfig, config_from_dict, dump_config
+from ..config import ConfigError, ExperimentConfig, config_from_dict, dump_config
 from ..data.arrays import BatchIterator, TaskData
 from ..data.sources import build_all_task_data
 from ..errors import CotrainError
 from ..model import CotrainModel, TaskSpec, build_model
 from ..schedules import build_schedule
-from .checkpoint import load_checkpoint, optimizer_from_flat, save_checkpoint
+from .checkpoint import CheckpointError, CheckpointWarning, load_checkpoint, save_checkpoint
+from .checkpoint_match import load_model_weights, load_optimizer_state
+from .checkpoint_state import STATE_VERSION
 from .curriculum import build_curriculum
 from .distributed import all_reduce_gradients, barrier, init_distributed, rank_device
 from .dsg import DynamicStopAndGo
 from .evaluate import evaluate_task, task_metric
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
-
-STATE_VERSION = 1
+from .rng import TORCH_KEY, restore_rng
 
 
 class NullLogger:
@@ -116,6 +119,8 @@ class Trainer:
         data: preloaded task data (default: built from ``cfg``).
         tokenizer: the tokenizer the data was encoded with (needed when a task reads text).
         resume: a checkpoint or run folder to continue from (exactly).
+        allow_inexact_resume: resume even from a checkpoint without optimizer / RNG state (those
+            start afresh; a warning and a log.jsonl event say so). Without it such a resume is refused.
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class Trainer:
         data: dict[str, TaskData] | None = None,
         tokenizer=None,
         resume: str | Path | None = None,
+        allow_inexact_resume: bool = False,
     ) -> None:
         self.cfg = cfg
         run = cfg.run
@@ -183,7 +189,7 @@ class Trainer:
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
         if resume is not None:
-            self.restore(resume)
+            self.restore(resume, allow_inexact=allow_inexact_resume)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -223,27 +229,62 @@ class Trainer:
         barrier(self.dist)
         return self.last_checkpoint
 
-    def restore(self, path: str | Path) -> None:
+    def restore(self, path: str | Path, *, allow_inexact: bool = False) -> None:
+        """Continue from a checkpoint (a checkpoint folder, or a run folder's newest readable one).
+
+        Raises CheckpointError naming the file for a damaged checkpoint, weights that do not fit the
+        model, or optimizer state that does not fit its parameters. A checkpoint without optimizer
+        state (``optimizer.safetensors``, state.json's ``optimizer``) or RNG state cannot continue
+        exactly and is refused, unless ``allow_inexact``: then what is missing starts afresh, with a
+        CheckpointWarning and an ``inexact resume`` event in log.jsonl.
+        """
         ck = load_checkpoint(path)
-        st = ck["state"]
+        st, ckpt = ck["state"], ck["dir"]
+        opt_file, state_file = ckpt / "optimizer.safetensors", ckpt / "state.json"
         saved_tasks = [s["name"] for s in st["tasks"]]
         if saved_tasks != [s.name for s in self.specs]:
-            raise ValueError(f"{ck['dir']}: checkpoint tasks {saved_tasks} differ from the config's {[s.name for s in self.specs]}")
-        self.model.load_state_dict(ck["model"])
-        if "optimizer" in st:
-            self.optimizer.load_state_dict(optimizer_from_flat(ck["extra"], st["optimizer"]))
-        if "rng.torch" in ck["extra"]:
-            torch.set_rng_state(ck["extra"]["rng.torch"])
+            raise ConfigError(f"{ckpt}: checkpoint tasks {saved_tasks} differ from the config's {[s.name for s in self.specs]}")
+        extra = ck["extra"]
+        has_optimizer, has_rng = extra is not None and "optimizer" in st, extra is not None and TORCH_KEY in extra
+        gaps = [f"{opt_file}: missing"] if extra is None else []
+        gaps += [f"{state_file}: has no 'optimizer' field (saved without an optimizer)"] if "optimizer" not in st else []
+        gaps += [f"{opt_file}: has no {TORCH_KEY!r} (the RNG state)"] if extra is not None and not has_rng else []
+        reset = (["the optimizer moments (AdamW averages and step counts)"] if not has_optimizer else []) + \
+                (["the RNG state"] if not has_rng else [])
+        if gaps and not allow_inexact:
+            raise CheckpointError(f"{'; '.join(gaps)}, so {' and '.join(reset)} cannot be restored and the run would "
+                                  "not continue as an uninterrupted one would; to resume anyway with that reset, pass "
+                                  "--allow-inexact-resume (Trainer(..., allow_inexact_resume=True))")
+        load_model_weights(self.model, ck["model"], ckpt / "model.safetensors")
+        if has_optimizer:
+            load_optimizer_state(self.optimizer, extra, st["optimizer"], opt_file, state_file)
+        notes = restore_rng(extra, opt_file) if extra is not None else []
         self.schedule.load_state_dict(st["schedule"])
-        for name, it_state in st["iterators"].items():
-            self.iterators[name].load_state_dict(it_state)
+        try:
+            for name, it_state in st["iterators"].items():
+                self.iterators[name].load_state_dict(it_state)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{state_file}: malformed 'iterators' ({type(err).__name__}: {err})") from None
         if self.dsg is not None and st.get("dsg"):
             self.dsg.load_state_dict(st["dsg"])
         self.step = int(st["step"])
         self.task_steps.update(st.get("task_steps", {}))
         self.task_time.update(st.get("task_time", {}))
         self.history = list(st.get("history", []))
-        self.last_checkpoint = ck["dir"]
+        self.last_checkpoint = ckpt
+        for note in notes:
+            warnings.warn(note, CheckpointWarning, stacklevel=3)
+        if gaps:
+            self._report_inexact(ckpt, gaps, reset)
+
+    def _report_inexact(self, ckpt: Path, gaps: list[str], reset: list[str]) -> None:
+        """The loud part of an allowed inexact resume: a CheckpointWarning and a log.jsonl event."""
+        warnings.warn(f"INEXACT resume from {ckpt} at step {self.step} (allowed): {'; '.join(gaps)}; so "
+                      f"{' and '.join(reset)} {'are' if len(reset) > 1 else 'is'} reset, and this run will not "
+                      "reproduce an uninterrupted one", CheckpointWarning, stacklevel=4)
+        if self.dist.is_main:
+            with RunLogger(self.out_dir, tensorboard=False, append=True) as log:
+                log.log("event", self.step, message="inexact resume", checkpoint=str(ckpt), reason="; ".join(gaps), reset=reset)
 
     # ------------------------------------------------------------------ training
     def _set_lr(self, lr: float) -> None:
