@@ -97,3 +97,17 @@ def vl_batch(head_type: str, b: int = 6, r: int = 4, f: int = 8, length: int = 5
         label = torch.randint(0, 3, (b,), generator=g)
     batch["label"] = label
     return batch
+
+
+def run(trunk, v, v_mask, t, t_mask, task_ids=None):
+    """A V&L trunk on a visual (``regions``) and a text stream; the output's fields by their 12-in-1
+    names: ``h_img``, ``h_cls``, ``regions``, ``words``, ``region_mask``, ``word_mask``."""
+    from types import SimpleNamespace
+
+    from cotrain.trunks.output import Tokens
+
+    out = trunk({"regions": Tokens(v, v_mask), "text": Tokens(t, t_mask)}, task_ids)
+    regions, region_mask = out.tokens("regions")
+    words, word_mask = out.tokens("text")
+    return SimpleNamespace(h_img=out.pooled("regions"), h_cls=out.pooled("text"), regions=regions, words=words,
+                           region_mask=region_mask, word_mask=word_mask, out=out)

@@ -3,15 +3,31 @@ import torch
 import torch.nn.functional as F
 from vl_synthetic import one_thread  # noqa: F401
 
+from cotrain.config import HeadConfig
 from cotrain.heads.refexp import RefExpHead
 from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
 from cotrain.heads.vqa import VQAHead
-from cotrain.trunks.vl_output import VLOutput
+from cotrain.trunks.output import TrunkOutput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 D, B, R, L = 16, 4, 5, 6
+
+
+class VLOut(TrunkOutput):
+    """A trunk output of a regions + text task, with 12-in-1's names for its parts."""
+
+    h_img = property(lambda self: self.pooled("regions"))
+    h_cls = property(lambda self: self.pooled("text"))
+    region_mask = property(lambda self: self.tokens("regions")[1])
+
+
+def vl_out(h_img, h_cls, regions, words, region_mask, word_mask, views=0) -> VLOut:
+    cat = lambda first, rest: torch.cat([first.unsqueeze(-2), rest], dim=-2)  # noqa: E731
+    ones = torch.ones(region_mask.shape[:-1] + (1,), dtype=torch.bool)
+    return VLOut({"regions": cat(h_img, regions), "text": cat(h_cls, words)},
+                 {"regions": torch.cat([ones, region_mask], -1), "text": torch.cat([ones, word_mask], -1)}, views)
 
 
 def out(b=B, seed=0, views=0):
@@ -20,16 +36,20 @@ def out(b=B, seed=0, views=0):
     region_mask = torch.ones(n, R, dtype=torch.bool)
     region_mask[0, 3:] = False
     region_mask[n - 1, 1:] = False
-    o = VLOutput(torch.randn(n, D, generator=g), torch.randn(n, D, generator=g), torch.randn(n, R, D, generator=g),
-                 torch.randn(n, L, D, generator=g), region_mask, torch.ones(n, L, dtype=torch.bool))
-    return o.regroup(views) if views else o
+    o = vl_out(torch.randn(n, D, generator=g), torch.randn(n, D, generator=g), torch.randn(n, R, D, generator=g),
+               torch.randn(n, L, D, generator=g), region_mask, torch.ones(n, L, dtype=torch.bool))
+    if not views:
+        return o
+    g = o.regroup(views)
+    return VLOut(g.states, g.masks, g.views)
 
 
 def test_regroup_is_example_major():
     flat = out(b=6)
     grouped = flat.regroup(3)
-    assert grouped.views == 3 and grouped.h_img.shape == (2, 3, D) and grouped.regions.shape == (2, 3, R, D)
-    torch.testing.assert_close(grouped.h_cls[1, 2], flat.h_cls[5])
+    assert grouped.views == 3 and grouped.pooled("regions").shape == (2, 3, D)
+    assert grouped.tokens("regions")[0].shape == (2, 3, R, D)
+    torch.testing.assert_close(grouped.pooled("text")[1, 2], flat.h_cls[5])
     torch.testing.assert_close(grouped.joint(), (flat.h_img * flat.h_cls).view(2, 3, D))
     with pytest.raises(ValueError, match="cannot regroup"):
         flat.regroup(4)
@@ -37,7 +57,7 @@ def test_regroup_is_example_major():
 
 def test_vqa_head_mlp_on_joint_and_loss_scaled_by_answers():
     torch.manual_seed(0)
-    head = VQAHead(D, 7).eval()
+    head = VQAHead(HeadConfig(), D, 7).eval()
     o = out()
     logits = head(o)
     assert logits.shape == (B, 7)
@@ -58,7 +78,7 @@ def test_vqa_head_mlp_on_joint_and_loss_scaled_by_answers():
 
 def test_retrieval_head_scores_views_and_multiple_choice_loss():
     torch.manual_seed(0)
-    head = RetrievalHead(D).eval()
+    head = RetrievalHead(HeadConfig(), D).eval()
     o4 = out(views=4)
     scores = head(o4)
     assert scores.shape == (B, 4)
@@ -67,7 +87,7 @@ def test_retrieval_head_scores_views_and_multiple_choice_loss():
     torch.testing.assert_close(head.losses(scores, {"label": label})["ce"], F.cross_entropy(scores, label))
     single = head(out())
     assert single.shape == (B,)
-    with pytest.raises(ValueError, match="view dimension"):
+    with pytest.raises(ValueError, match="view axis"):
         head.losses(single, {"label": torch.zeros(B, dtype=torch.long)})
     with pytest.raises(TypeError, match="int64"):
         head.losses(scores, {"label": torch.zeros(B)})
@@ -75,7 +95,7 @@ def test_retrieval_head_scores_views_and_multiple_choice_loss():
 
 def test_refexp_padding_never_wins_and_is_left_out_of_the_loss():
     torch.manual_seed(0)
-    head = RefExpHead(D).eval()
+    head = RefExpHead(HeadConfig(), D).eval()
     o = out()
     with torch.no_grad():
         head.score.bias.fill_(-1e30)  # real proposals score hugely negative: padding must still lose
@@ -86,7 +106,7 @@ def test_refexp_padding_never_wins_and_is_left_out_of_the_loss():
     assert o.region_mask.gather(1, logits.argmax(1, keepdim=True)).all()
     assert (head.predict(logits)[~o.region_mask] == 0).all()
 
-    head = RefExpHead(D).eval()
+    head = RefExpHead(HeadConfig(), D).eval()
     o = out(seed=1)
     logits = head(o)
     target = torch.rand(B, R) * o.region_mask
@@ -103,15 +123,14 @@ def test_refexp_padding_never_wins_and_is_left_out_of_the_loss():
 
 def test_nlvr_head_concatenates_the_two_passes():
     torch.manual_seed(0)
-    head = NLVRHead(D).eval()
+    head = NLVRHead(HeadConfig(), D).eval()
     o = out(views=2)
     logits = head(o)
     assert logits.shape == (B, 2)
     joint = o.h_img * o.h_cls
     torch.testing.assert_close(logits, head.classifier.mlp(torch.cat([joint[:, 0], joint[:, 1]], -1)))
     assert head.classifier.mlp[0].in_features == 2 * D and head.classifier.mlp[0].out_features == 2 * D
-    swapped = VLOutput(o.h_img.flip(1), o.h_cls.flip(1), o.regions.flip(1), o.words.flip(1),
-                       o.region_mask.flip(1), o.word_mask.flip(1), views=2)
+    swapped = TrunkOutput({k: v.flip(1) for k, v in o.states.items()}, {k: v.flip(1) for k, v in o.masks.items()}, 2)
     assert not torch.allclose(head(swapped), logits)  # order of the two images matters (I_0, I_1)
     label = torch.tensor([0, 1, 1, 0])
     torch.testing.assert_close(head.losses(logits, {"label": label})["ce"], F.cross_entropy(logits, label))
@@ -122,7 +141,7 @@ def test_nlvr_head_concatenates_the_two_passes():
 
 def test_snli_ve_head_three_way_softmax():
     torch.manual_seed(0)
-    head = SNLIVEHead(D).eval()
+    head = SNLIVEHead(HeadConfig(), D).eval()
     o = out()
     logits = head(o)
     assert logits.shape == (B, 3)

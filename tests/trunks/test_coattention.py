@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from vl_synthetic import D, PER_BLOCK, assert_real_states_equal, count, perturb_padding, streams, one_thread  # noqa: F401
+from vl_synthetic import D, PER_BLOCK, assert_real_states_equal, count, one_thread, perturb_padding, run, streams  # noqa: F401
 
 from cotrain.trunks.coattention import CoAttentionTrunk
 from cotrain.trunks.crossattn import CoAttentionLayer, CrossAttention
@@ -46,7 +46,7 @@ def test_output_shapes_and_final_norms():
     tr = _trunk(tokens=3)
     v, vm, t, tm = streams()
     for ids in (None, torch.tensor([0, 1, 2])):
-        out = tr(v, vm, t, tm, ids)
+        out = run(tr, v, vm, t, tm, ids)
         assert out.h_img.shape == (3, D) and out.h_cls.shape == (3, D)
         assert out.regions.shape == (3, 4, D) and out.words.shape == (3, 5, D)
         assert torch.equal(out.region_mask, vm[:, 1:]) and torch.equal(out.word_mask, tm[:, 1:])
@@ -65,7 +65,7 @@ def test_padding_does_not_change_real_outputs():
     v, vm, t, tm = streams()
     ids = torch.tensor([0, 1, 0])
     v2, t2 = perturb_padding(v, vm, t, tm)
-    assert_real_states_equal(tr(v, vm, t, tm, ids), tr(v2, vm, t2, tm, ids))
+    assert_real_states_equal(run(tr, v, vm, t, tm, ids), run(tr, v2, vm, t2, tm, ids))
 
 
 def test_image_reaches_text_only_through_co_attention():
@@ -73,14 +73,14 @@ def test_image_reaches_text_only_through_co_attention():
     v, vm, t, tm = streams()
     seen = []
     tr.text_only[0].register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
-    a = tr(v, vm, t, tm)
-    b = tr(v + torch.randn_like(v), vm, t, tm)
+    a = run(tr, v, vm, t, tm)
+    b = run(tr, v + torch.randn_like(v), vm, t, tm)
     torch.testing.assert_close(seen[0], seen[1])  # the text-only prefix never sees the image
     assert not torch.allclose(a.h_cls, b.h_cls, atol=1e-4)  # but CLS does, after co-attention
     with torch.no_grad():  # silence the text stream's cross-attention: CLS is image-free again
         tr.co_layers[0].t_from_v.proj.weight.zero_()
         tr.co_layers[0].t_from_v.proj.bias.zero_()
-    torch.testing.assert_close(tr(v, vm, t, tm).h_cls, tr(v + torch.randn_like(v), vm, t, tm).h_cls)
+    torch.testing.assert_close(run(tr, v, vm, t, tm).h_cls, run(tr, v + torch.randn_like(v), vm, t, tm).h_cls)
 
 
 def test_task_token_goes_after_cls_and_changes_outputs():
@@ -89,16 +89,16 @@ def test_task_token_goes_after_cls_and_changes_outputs():
     seen = []
     tr.text_only[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
     ids = torch.tensor([2, 0, 1])
-    out = tr(v, vm, t, tm, ids)
+    out = run(tr, v, vm, t, tm, ids)
     x = seen[-1]
     assert x.shape[1] == t.shape[1] + 1
     torch.testing.assert_close(x[:, 0], t[:, 0])
     torch.testing.assert_close(x[:, 1], tr.task_tokens.embed.weight[ids])
     torch.testing.assert_close(x[:, 2:], t[:, 1:])
-    other = tr(v, vm, t, tm, torch.tensor([1, 1, 1]))
+    other = run(tr, v, vm, t, tm, torch.tensor([1, 1, 1]))
     assert not torch.allclose(out.h_cls[0], other.h_cls[0], atol=1e-4)
     torch.testing.assert_close(out.h_cls[2], other.h_cls[2])  # same id, same output
-    plain = tr(v, vm, t, tm, None)
+    plain = run(tr, v, vm, t, tm, None)
     assert seen[-1].shape[1] == t.shape[1]
     assert plain.words.shape == out.words.shape
 
@@ -108,15 +108,15 @@ def test_no_task_tokens_refuses_task_ids():
     assert tr.task_tokens is None
     v, vm, t, tm = streams()
     with pytest.raises(ValueError, match="task_tokens: none"):
-        tr(v, vm, t, tm, torch.zeros(3, dtype=torch.long))
+        run(tr, v, vm, t, tm, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"task ids must lie in \[0, 2\)"):
-        _trunk(tokens=2)(v, vm, t, tm, torch.tensor([0, 1, 2]))
+        run(_trunk(tokens=2), v, vm, t, tm, torch.tensor([0, 1, 2]))
 
 
 def test_every_parameter_gets_a_gradient():
     tr = _trunk(v_layers=2, t_layers=3, tokens=2).train()
     v, vm, t, tm = streams()
-    out = tr(v, vm, t, tm, torch.tensor([0, 1, 1]))
+    out = run(tr, v, vm, t, tm, torch.tensor([0, 1, 1]))
     (out.h_img * out.h_cls).sum().backward()
     missing = [n for n, p in tr.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
@@ -125,3 +125,37 @@ def test_every_parameter_gets_a_gradient():
 def test_bad_layer_counts():
     with pytest.raises(ValueError, match="v_layers"):
         CoAttentionTrunk(D, 3, 2, 4)
+
+
+def test_a_one_stream_task_runs_only_its_own_stream_layers():
+    from cotrain.trunks.layers import key_padding_to_attn_mask
+    from cotrain.trunks.output import Tokens
+
+    tr = _trunk(v_layers=2, t_layers=3)
+    v, vm, t, tm = streams()
+    with torch.no_grad():
+        image_only = tr({"image": Tokens(v, vm)})
+        x = v
+        for blk in tr.v_blocks:
+            x = blk(x, key_padding_to_attn_mask(vm))
+        torch.testing.assert_close(image_only.states["image"], tr.norm_v(x))
+        text_only = tr({"text": Tokens(t, tm)})
+        y = t
+        for blk in [*tr.text_only, *tr.t_blocks]:
+            y = blk(y, key_padding_to_attn_mask(tm))
+        torch.testing.assert_close(text_only.states["text"], tr.norm_t(y))
+    assert list(image_only.states) == ["image"] and list(text_only.states) == ["text"]
+
+
+def test_two_visual_inputs_share_the_visual_stream_with_type_embeddings():
+    from cotrain.trunks.output import Tokens
+
+    torch.manual_seed(0)
+    tr = CoAttentionTrunk(D, 1, 2, num_heads=4, type_kinds=("image", "audio")).eval()
+    v, vm, t, tm = streams()
+    a = torch.randn(3, 2, D)
+    out = tr({"image": Tokens(v, vm), "audio": Tokens(a, None), "text": Tokens(t, tm)})
+    assert list(out.states) == ["image", "audio", "text"]
+    assert out.states["image"].shape == v.shape and out.states["audio"].shape == a.shape
+    swapped = tr({"image": Tokens(v, vm), "audio": Tokens(a + 1.0, None), "text": Tokens(t, tm)})
+    assert not torch.allclose(out.pooled("image"), swapped.pooled("image"))  # the visual stream attends jointly

@@ -115,8 +115,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     vocab_file: str | Path | None = None,
     keep: int | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``ckpt_root`` atomically and return its folder."""
+    """Write checkpoint ``step`` under ``ckpt_root`` atomically and return its folder.
+    ``extra_tensors`` (e.g. the hooks' ``hook.<name>.*``) go into ``optimizer.safetensors``."""
     root = Path(ckpt_root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{CKPT_PREFIX}{step:07d}"
@@ -129,6 +131,7 @@ def save_checkpoint(
     _write_file(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
     state = dict(state)
     extra = capture_rng()
+    extra.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     if optimizer is not None:
         opt_tensors, opt_scalars = optimizer_to_flat(optimizer)
         extra.update(opt_tensors)

@@ -4,7 +4,7 @@
 (AdamW's ``param_groups`` and per-parameter scalars; its tensors live in ``optimizer.safetensors``).
 Reading checks the structure only: the top-level fields and their types, ``step`` >= 0 and each
 ``tasks`` entry naming its task. What the contents must agree with (the config's tasks, schedule,
-stop-and-go settings) is checked by ``Trainer.restore``.
+hooks' settings) is checked by ``Trainer.restore``.
 
 ``version`` changes whenever the layout changes in a way an older reader would misread; a reader
 accepts exactly its own ``STATE_VERSION`` and names both versions otherwise.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: one model (tasks with inputs and head kinds), hook states
 
 # field -> (accepted Python types of the parsed JSON value, the expectation in words)
 STATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -26,7 +26,7 @@ STATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample_rate": ((dict,), "an object"),
     "schedule": ((dict,), "an object"),
     "iterators": ((dict,), "an object"),
-    "dsg": ((dict, type(None)), "an object or null"),
+    "hooks": ((dict,), "an object"),
     "task_steps": ((dict,), "an object"),
     "task_time": ((dict,), "an object"),
     "history": ((list,), "a list"),
@@ -78,4 +78,6 @@ def state_problem(state: Any) -> str | None:
     for i, task in enumerate(state["tasks"]):
         if not isinstance(task, dict) or not isinstance(task.get("name"), str):
             return f"field 'tasks[{i}]' must be an object with a string 'name', found {_found(task)}"
+        if not isinstance(task.get("inputs"), list) or not isinstance(task.get("head_kind"), str):
+            return f"field 'tasks[{i}]' must give the task's 'inputs' (a list) and 'head_kind', found {sorted(task)}"
     return None

@@ -8,18 +8,20 @@ one update. A task's ``lr_mult`` scales the learning rate of the updates its bat
 ``lr_mult / min(lr_mult)`` at the base learning rate (12-in-1's loss scaling). Heads that a step does
 not use get no gradient (``None``) and are skipped by AdamW: no update, no weight decay.
 
-12-in-1's controllers sit on top of the schedule, as separately tested pieces: a curriculum
-pre-phase (:mod:`cotrain.train.curriculum`) wraps the schedule; Dynamic Stop-and-Go
-(:mod:`cotrain.train.dsg`) is asked, for every task a step offers, whether that task trains now, and
-is fed the task's validation metric at the end of each of its epochs (one pass over its train split).
-A step whose every task is stopped makes no update but still counts. With ``optim.decay: step`` the
-learning rate drops at ``optim.lr_drops`` and DSG applies its ``lr_drop`` policy there.
+Everything else is a hook (:mod:`cotrain.train.hooks`), a small separately tested piece called at
+fixed points of the step: 12-in-1's curriculum pre-phase chooses the step's tasks; Dynamic
+Stop-and-Go lets through only the tasks that train now and is fed each task's validation metric at
+the end of its epochs (a step whose every task is stopped makes no update but still counts; at an
+``optim.decay: step`` learning-rate drop DSG applies its ``lr_drop`` policy); per-task batch
+transforms (``tasks[].transforms``, e.g. masking) run before the forward pass; an EMA copy of the
+model (``EMAHook``, CVLP's momentum key network) is updated after every optimizer step; logging and
+the progress bar run after every step. Extra hooks are given as ``Trainer(..., hooks=[...])``.
 
 Under ``torchrun`` every rank trains the same task each step on its own batches and gradients are
 averaged before the update (:mod:`cotrain.train.distributed`); rank 0 writes logs and checkpoints.
 
 Exact resume: the schedule is a pure function of the global step, batch iterators are
-``(epoch, position)``, DSG's state is saved, and the checkpoint holds weights, optimizer state and
+``(epoch, position)``, the hooks' states (DSG's, the EMA weights) are saved, and the checkpoint holds weights, optimizer state and
 the torch RNG states (CPU, and CUDA's when available), so a run stopped at step k and resumed ends
 with the same weights as an uninterrupted one. A checkpoint that cannot give that (no optimizer
 state) is refused unless ``allow_inexact_resume`` is set (:meth:`Trainer.restore`).
@@ -30,7 +32,6 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,18 @@ from ..config import ConfigError, ExperimentConfig, config_from_dict, dump_confi
 from ..data.arrays import BatchIterator, TaskData
 from ..data.sources import build_all_task_data
 from ..errors import CotrainError
-from ..model import CotrainModel, TaskSpec, build_model
+from ..data.transforms import build_transforms
+from ..model import Model, build_model
 from ..schedules import build_schedule
+from ..tasks import TaskSpec, specs_from_data
 from .checkpoint import CheckpointError, CheckpointWarning, load_checkpoint, save_checkpoint
 from .checkpoint_match import load_model_weights, load_optimizer_state
 from .checkpoint_state import STATE_VERSION
 from .curriculum import build_curriculum
 from .distributed import all_reduce_gradients, barrier, init_distributed, rank_device
 from .dsg import DynamicStopAndGo
-from .evaluate import evaluate_task, task_metric
+from .evaluate import answer_type_lines, evaluate_task
+from .hooks import CurriculumHook, DSGHook, Hook, LoggingHook, TransformHook, hook_states, load_hook_states
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
 from .rng import TORCH_KEY, restore_rng
@@ -67,23 +71,6 @@ class NullLogger:
 
 class TrainingDiverged(CotrainError, RuntimeError):
     """A loss became NaN or infinite; the message names the task and the step."""
-
-
-def task_specs(cfg: ExperimentConfig, data: dict[str, TaskData]) -> list[TaskSpec]:
-    return [
-        TaskSpec(
-            name=t.name,
-            modality=data[t.name].modality,
-            head=t.head_key,
-            num_classes=data[t.name].num_classes,
-            multilabel=data[t.name].multilabel,
-            loss_weight=t.loss_weight,
-            head_type=data[t.name].meta.get("head_type"),
-            region_dim=data[t.name].meta.get("region_dim"),
-            group=t.group or data[t.name].meta.get("group"),
-        )
-        for t in cfg.tasks
-    ]
 
 
 def warmup_steps(cfg: ExperimentConfig) -> int:
@@ -121,6 +108,8 @@ class Trainer:
         resume: a checkpoint or run folder to continue from (exactly).
         allow_inexact_resume: resume even from a checkpoint without optimizer / RNG state (those
             start afresh; a warning and a log.jsonl event say so). Without it such a resume is refused.
+        hooks: extra :class:`~cotrain.train.hooks.Hook` objects, called after the built-in ones
+            (curriculum, DSG, transforms) at each point of the step.
     """
 
     def __init__(
@@ -131,11 +120,11 @@ class Trainer:
         tokenizer=None,
         resume: str | Path | None = None,
         allow_inexact_resume: bool = False,
+        hooks: list[Hook] | None = None,
     ) -> None:
         self.cfg = cfg
         run = cfg.run
-        if run.threads:
-            torch.set_num_threads(run.threads)
+        apply_threads(run.threads)  # run.threads, else OMP_NUM_THREADS, else the CPUs affinity and cgroup quota allow
         self.dist = init_distributed(run.device)
         self.device = torch.device(rank_device(run.device, self.dist))
         self.out_dir = Path(run.out_dir)
@@ -147,11 +136,11 @@ class Trainer:
         self.data = data
         self.tokenizer = tokenizer
         self.tasks = {t.name: t for t in cfg.tasks}
-        self.specs = task_specs(cfg, data)
+        self.specs: list[TaskSpec] = specs_from_data(cfg, data)
 
         torch.manual_seed(run.seed)
         vocab = getattr(tokenizer, "vocab_size", None)
-        self.model: CotrainModel = build_model(cfg.model, self.specs, vocab_size=vocab).to(self.device)
+        self.model: Model = build_model(cfg.model, self.specs, vocab_size=vocab).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = build_schedule(
             cfg.schedule,
@@ -162,17 +151,8 @@ class Trainer:
             budgets={t.name: t.steps for t in cfg.tasks},
             weights={t.name: t.weight for t in cfg.tasks},
         )
-        cur = cfg.schedule.curriculum
-        if cur.kind != "none":
-            groups = {s.name: s.group for s in self.specs if s.group}
-            self.schedule = build_curriculum(cur.kind, groups, cur.first_group, cur.steps, self.schedule)
-        d = cfg.schedule.dsg
         self.dsg: DynamicStopAndGo | None = None
-        if d.enabled:
-            self.dsg = DynamicStopAndGo(
-                [t.name for t in cfg.tasks], delta=d.delta, converge_tol=d.converge_tol,
-                converge_epochs=d.converge_epochs, diverge_tol=d.diverge_tol, relative=d.relative, lr_drop=d.lr_drop,
-            )
+        self.hooks: list[Hook] = self._builtin_hooks() + list(hooks or [])
         self.warmup_steps = warmup_steps(cfg)
         self.iterators = {
             t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i + 7919 * self.dist.rank)
@@ -184,12 +164,34 @@ class Trainer:
         else:
             self.lr_mult, self.loss_scale = {n: 1.0 for n in mults}, loss_scales(mults)
         self.step = 0
+        self.end_step = run.steps
         self.task_steps = {n: 0 for n in self.tasks}
         self.task_time = {n: 0.0 for n in self.tasks}
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
+        self.logger: RunLogger | NullLogger = NullLogger()
         if resume is not None:
             self.restore(resume, allow_inexact=allow_inexact_resume)
+
+    def _builtin_hooks(self) -> list[Hook]:
+        """Curriculum pre-phase, Dynamic Stop-and-Go and batch transforms, as the config asks."""
+        cfg, hooks = self.cfg, []
+        cur = cfg.schedule.curriculum
+        if cur.kind != "none":
+            groups = {s.name: s.group for s in self.specs if s.group}
+            hooks.append(CurriculumHook(build_curriculum(cur.kind, groups, cur.first_group, cur.steps, self.schedule)))
+        d = cfg.schedule.dsg
+        if d.enabled:
+            self.dsg = DynamicStopAndGo(
+                [t.name for t in cfg.tasks], delta=d.delta, converge_tol=d.converge_tol,
+                converge_epochs=d.converge_epochs, diverge_tol=d.diverge_tol, relative=d.relative, lr_drop=d.lr_drop,
+            )
+            drops = cfg.optim.lr_drops if cfg.optim.decay == "step" else []
+            hooks.append(DSGHook(self.dsg, drops, cfg.run.eval_max_batches))
+        transforms = {t.name: build_transforms(t.transforms, self.tokenizer) for t in cfg.tasks if t.transforms}
+        if transforms:
+            hooks.append(TransformHook(transforms, cfg.run.seed))
+        return hooks
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -197,12 +199,12 @@ class Trainer:
             "version": STATE_VERSION,
             "step": self.step,
             "config": self.cfg.model_dump(mode="json"),
-            "tasks": [asdict(s) for s in self.specs],
+            "tasks": [s.to_dict() for s in self.specs],
             "class_names": {n: d.class_names for n, d in self.data.items()},
             "sample_rate": {n: d.sample_rate for n, d in self.data.items()},
             "schedule": self.schedule.state_dict(),
             "iterators": {n: it.state_dict() for n, it in self.iterators.items()},
-            "dsg": self.dsg.state_dict() if self.dsg is not None else None,
+            "hooks": hook_states(self.hooks)[0],
             "task_steps": self.task_steps,
             "task_time": self.task_time,
             "history": self.history,
@@ -225,6 +227,7 @@ class Trainer:
             self.optimizer,
             vocab_file=vocab_file,
             keep=self.cfg.run.keep_checkpoints,
+            extra_tensors=hook_states(self.hooks)[1],
         )
         barrier(self.dist)
         return self.last_checkpoint
@@ -265,8 +268,7 @@ class Trainer:
                 self.iterators[name].load_state_dict(it_state)
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{state_file}: malformed 'iterators' ({type(err).__name__}: {err})") from None
-        if self.dsg is not None and st.get("dsg"):
-            self.dsg.load_state_dict(st["dsg"])
+        load_hook_states(self.hooks, st.get("hooks", {}), extra or {})
         self.step = int(st["step"])
         self.task_steps.update(st.get("task_steps", {}))
         self.task_time.update(st.get("task_time", {}))
@@ -294,7 +296,9 @@ class Trainer:
     def _task_loss(self, task: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = next(self.iterators[task])
         if self.device.type != "cpu":
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        for hook in self.hooks:
+            batch = hook.transform(self, task, batch)
         losses = self.model.losses(batch, task)
         loss = losses["loss"]
         if not torch.isfinite(loss):
@@ -304,56 +308,43 @@ class Trainer:
         return (loss * scale if scale != 1.0 else loss), losses
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One global step (at most one update). Returns the detached loss of each task it ran."""
+        """One global step (at most one update). Returns the detached loss of each task it trained."""
         tasks = self.schedule.tasks_at(self.step)
+        for hook in self.hooks:
+            tasks = hook.select(self, self.step, tasks)
         o = self.cfg.optim
-        if o.decay == "step" and self.dsg is not None and self.step in o.lr_drops:
-            self.dsg.on_lr_drop(self.step)
-        if self.dsg is not None:
-            tasks = [t for t in tasks if self.dsg.should_update(t, self.step)]
         base = o.lr * lr_factor(
             self.step, total_steps=self.cfg.run.steps, warmup_steps=self.warmup_steps, decay=o.decay,
             min_ratio=o.min_lr_ratio, drops=o.lr_drops, drop_factor=o.lr_drop_factor,
         )
         self._set_lr(base * self.lr_mult[tasks[0]] if len(tasks) == 1 else base)
-        out = {}
-        if not tasks:  # every task of this step is stopped (DSG)
-            self.step += 1
-            return out
+        out: dict[str, torch.Tensor] = {}
         epochs = {t: self.iterators[t].epoch for t in tasks}
-        for task in tasks:
-            t0 = time.perf_counter()
-            loss, _ = self._task_loss(task)
-            loss.backward()
-            out[task] = loss.detach()
-            self.task_steps[task] += 1
-            self.task_time[task] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if self.dist.enabled:
-            all_reduce_gradients(self.model.parameters(), self.dist.world_size)
-        if o.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        share = (time.perf_counter() - t0) / len(tasks)
-        for task in tasks:
-            self.task_time[task] += share
-        self.step += 1
-        if self.dsg is not None:
+        if tasks:
             for task in tasks:
-                if self.iterators[task].epoch > epochs[task]:  # the task finished an epoch
-                    self._dsg_observe(task)
+                t0 = time.perf_counter()
+                loss, _ = self._task_loss(task)
+                loss.backward()
+                out[task] = loss.detach()
+                self.task_steps[task] += 1
+                self.task_time[task] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if self.dist.enabled:
+                all_reduce_gradients(self.model.parameters(), self.dist.world_size)
+            if o.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            for hook in self.hooks:
+                hook.after_update(self, tasks)
+            share = (time.perf_counter() - t0) / len(tasks)
+            for task in tasks:
+                self.task_time[task] += share
+        self.step += 1
+        ended = [t for t in tasks if self.iterators[t].epoch > epochs[t]]  # tasks that finished an epoch
+        for hook in self.hooks:
+            hook.after_step(self, out, ended)
         return out
-
-    def _dsg_observe(self, task: str) -> None:
-        """Feed DSG the task's validation metric at the end of one of its epochs (logged)."""
-        r = self.evaluate("val", self.cfg.run.eval_max_batches, [task])[task]
-        change = self.dsg.observe(task, r["value"], self.step)
-        record = {f"{task}/{r['metric']}": round(r["value"], 5), "dsg_state": self.dsg.state(task),
-                  **({"dsg_change": change} if change else {})}
-        self.history.append({"step": self.step, "split": "val", "dsg": True, **record})
-        if getattr(self, "_logger", None) is not None:  # one JSONL record per task epoch (TB: the metric)
-            self._logger.log("dsg", self.step, task=task, **record)
 
     def evaluate(
         self, split: str = "val", max_batches: int | None = None, tasks: list[str] | None = None
@@ -364,7 +355,7 @@ class Trainer:
                 continue
             bs = t.eval_batch_size or max(t.batch_size, 64)
             results[name] = evaluate_task(
-                self.model, name, self.data[name], task_metric(t, self.data[name]), split, bs, max_batches,
+                self.model, name, self.data[name], self.model.spec(name).metric, split, bs, max_batches,
                 str(self.device), options=self.cfg.run,
             )
         return results
@@ -376,46 +367,33 @@ class Trainer:
         when training reached ``run.steps``, else ``{}``.
         """
         run = self.cfg.run
-        end = min(run.steps, stop_at) if stop_at is not None else run.steps
+        self.end_step = end = min(run.steps, stop_at) if stop_at is not None else run.steps
         main = self.dist.is_main
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
-        logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0) if main else NullLogger()
-        self._logger = logger
+        self.logger = RunLogger(self.out_dir, tensorboard=run.tensorboard, append=self.step > 0) if main else NullLogger()
         if self.step == 0:
-            logger.log("event", 0, message="start", schedule=self.schedule.describe(), params=self.model.parameter_counts()["total"])
+            self.logger.log("event", 0, message="start", schedule=self.schedule.describe(),
+                            params=self.model.parameter_counts()["total"])
         bar = tqdm(total=run.steps, initial=self.step, disable=not (run.progress and main), dynamic_ncols=True, unit="step")
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        window_start, window_step = time.perf_counter(), self.step
+        hooks = self.hooks + [LoggingHook(run.log_every, bar)]
+        base, self.hooks = self.hooks, hooks
         try:
+            for hook in self.hooks:
+                hook.on_fit_start(self)
             while self.step < end:
-                losses = self.train_step()
-                for task, val in losses.items():
-                    sums[task] = sums[task] + val if task in sums else val
-                    counts[task] = counts.get(task, 0) + 1
-                bar.update(1)
-                if run.progress:  # a step whose tasks DSG stopped trains nothing: no loss to name
-                    bar.set_description_str(next(iter(losses), "(stopped)"), refresh=False)
-                if self.step % run.log_every == 0 or self.step == end:
-                    rate = (self.step - window_step) / max(time.perf_counter() - window_start, 1e-9)
-                    mean = {t: float(sums[t]) / counts[t] for t in sums}
-                    logger.log(
-                        "train", self.step, lr=self.optimizer.param_groups[0]["lr"], steps_per_s=round(rate, 3),
-                        **{f"loss/{t}": round(v, 5) for t, v in mean.items()},
-                    )
-                    bar.set_postfix({t: f"{v:.3f}" for t, v in mean.items()} | {"it/s": f"{rate:.1f}"}, refresh=False)
-                    sums, counts = {}, {}
-                    window_start, window_step = time.perf_counter(), self.step
+                self.train_step()
                 due = [n for n, t in self.tasks.items() if self.step % (t.eval_every or run.eval_every) == 0]
                 if due and self.step < run.steps:
-                    self._log_eval(logger, "val", run.eval_max_batches, due)
+                    self._log_eval(self.logger, "val", run.eval_max_batches, due)
                 if self.step % run.checkpoint_every == 0 or self.step == end:
                     self.save()
+            for hook in self.hooks:
+                hook.on_fit_end(self)
             if self.step < run.steps:
                 return {}
-            results = self._log_eval(logger, "test", None)
+            results = self._log_eval(self.logger, "test", None)
             for name, r in results.items():
                 r["steps"] = self.task_steps[name]
                 r["time_s"] = round(self.task_time[name], 2)
@@ -423,8 +401,10 @@ class Trainer:
                 (self.out_dir / "results.json").write_text(json.dumps(results, indent=1))
             return results
         finally:
+            self.hooks = base
             bar.close()
-            logger.close()
+            self.logger.close()
+            self.logger = NullLogger()
 
     def _log_eval(
         self, logger: RunLogger, split: str, max_batches: int | None, tasks: list[str] | None = None
@@ -440,19 +420,17 @@ def config_from_state(state: dict) -> ExperimentConfig:
     return config_from_dict(state["config"], origin="checkpoint state.json")
 
 
-def format_results(results: dict[str, dict], data: dict[str, TaskData] | None = None) -> str:
-    """A Markdown table: task, modality, metric, test score, chance, steps, time; then a line per
+def format_results(results: dict[str, dict], specs: dict[str, TaskSpec] | None = None) -> str:
+    """A Markdown table: task, inputs, metric, test score, chance, steps, time; then a line per
     VQA task with its accuracy per answer type."""
     lines = [
-        "| task | modality | metric | test | chance | steps | time (s) |",
+        "| task | inputs | metric | test | chance | steps | time (s) |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
-        mod = data[name].modality if data else ""
+        inputs = "+".join(specs[name].inputs) if specs and name in specs else ""
         lines.append(
-            f"| {name} | {mod} | {r['metric']} | {r['value']:.3f} | {r['chance']:.3f} | {r.get('steps', '')} | {r.get('time_s', '')} |"
+            f"| {name} | {inputs} | {r['metric']} | {r['value']:.3f} | {r['chance']:.3f} | {r.get('steps', '')} | {r.get('time_s', '')} |"
         )
-    from .vl_evaluate import answer_type_lines  # VQA accuracy per answer type, below the table
-
     extra = answer_type_lines(results)
     return "\n".join(lines + ([""] + extra if extra else []))

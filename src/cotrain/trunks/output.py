@@ -161,6 +161,9 @@ def concat_streams(streams: dict[str, Tokens], types: TypeEmbeddings | None) -> 
         return s.x, s.mask, [s.x.shape[1]]
     if types is None:
         raise ValueError(f"streams {list(streams)} need type embeddings to be concatenated")
+    sizes = {k: s.x.shape[0] for k, s in streams.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"streams have different batch sizes {sizes}")
     xs = [types(k, s.x) for k, s in streams.items()]
     return torch.cat(xs, dim=1), torch.cat([s.mask for s in streams.values()], dim=1), [x.shape[1] for x in xs]
 
