@@ -405,6 +405,15 @@ class ExperimentConfig(_Strict):
         if cur.kind != "none" and groups and cur.first_group not in groups:  # (world V&L tasks carry their own)
             raise FieldProblem(("schedule", "curriculum", "first_group"),
                                f"schedule.curriculum.first_group {cur.first_group!r} is no task's group (groups: {groups})")
+        scaled = {t.name: t.lr_mult for t in self.tasks if t.lr_mult != 1.0}
+        if self.schedule.kind == "accumulate" and self.optim.task_lr_mode == "lr" and scaled:
+            first = next(i for i, t in enumerate(self.tasks) if t.name in scaled)
+            raise FieldProblem(
+                ("tasks", first, "lr_mult"),
+                f"tasks {sorted(scaled)} set lr_mult, but the accumulate schedule makes one update from every task's "
+                "gradient, so a per-task learning rate cannot apply; use optim.task_lr_mode: loss_scale (each task's "
+                "loss times lr_mult / min lr_mult) or drop lr_mult",
+            )
         used = {t.head_key for t in self.tasks}
         unused = sorted(declared - used)
         if unused:
