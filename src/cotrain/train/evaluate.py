@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.arrays import Split, TaskData, iterate_once
+from ..data.arrays import Split, TaskData, batch_to, iterate_once
 from ..metrics.classification import chance_level, mean_average_precision, top1
 
 
@@ -20,7 +20,7 @@ def predict_split(
     for i, batch in enumerate(iterate_once(split, batch_size)):
         if max_batches is not None and i >= max_batches:
             break
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch = batch_to(batch, device)
         logits.append(model(batch, task).float().cpu())
         labels.append(batch["label"].cpu())
     model.train(was_training)

@@ -77,16 +77,15 @@ def answer_type_lines(results: dict[str, dict]) -> list[str]:
 
 
 def _refexp(scores: torch.Tensor, s: Split, data: TaskData, n: int, variant: str) -> dict:
-    a = s.arrays
-    missing = [k for k in ("boxes", "region_mask", "target_box") if k not in a]
+    missing = [k for k in ("boxes", "region_mask", "target_box") if k not in s]
     if missing:
         raise ValueError(f"task {data.name!r}: a referring-expression split needs arrays {missing}")
+    boxes, mask = s.column("boxes", slice(0, n)), np.asarray(s.column("region_mask", slice(0, n)), dtype=bool)
     value = refexp_accuracy_from_scores(
-        scores, a["boxes"][:n], a["region_mask"][:n], a["target_box"][:n], variant=variant,
+        scores, boxes, mask, s.column("target_box", slice(0, n)), variant=variant,
         image_size=data.meta.get("image_size"),
     )
-    mask = np.asarray(a["region_mask"][:n], dtype=bool)
-    good = (np.asarray(a["label"][:n]) > 0) & mask
+    good = (np.asarray(s.column("label", slice(0, n))) > 0) & mask
     chance = float(np.mean(good.sum(1) / np.maximum(mask.sum(1), 1)))
     return {"metric": "refexp", "value": float(value), "chance": chance, "n": int(n)}
 
@@ -98,8 +97,8 @@ def _recall(model, task: str, s: Split, n: int, batch_size: int, device: str) ->
         raise ValueError(f"task {task!r}: a retrieval eval split needs one caption per row with its `image_id` [N]")
     ids = np.asarray(a["image_id"][:n])
     pool, first, caption_image = np.unique(ids, return_index=True, return_inverse=True)
-    visual = {k: torch.from_numpy(np.ascontiguousarray(a[k][first])).to(device)
-              for k in ("regions", "boxes", "region_mask", "image") if k in a}
+    visual = {k: torch.from_numpy(np.ascontiguousarray(s.column(k, first))).to(device)
+              for k in ("regions", "boxes", "region_mask", "image") if k in s}
     text = torch.from_numpy(np.ascontiguousarray(a["text"][:n])).to(device)
     was_training = model.training
     model.eval()
