@@ -53,6 +53,7 @@ from .evaluate import evaluate_task, task_metric
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
 from .rng import TORCH_KEY, restore_rng
+from .threads import apply_threads
 
 
 class NullLogger:
@@ -134,8 +135,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         run = cfg.run
-        if run.threads:
-            torch.set_num_threads(run.threads)
+        apply_threads(run.threads)  # run.threads, else OMP_NUM_THREADS, else the CPUs affinity and cgroup quota allow
         self.dist = init_distributed(run.device)
         self.device = torch.device(rank_device(run.device, self.dist))
         self.out_dir = Path(run.out_dir)
