@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,17 @@ def test_build_or_open_leaves_nothing_behind_when_the_build_fails(tmp_path):
     with pytest.raises(RuntimeError, match="source went away"):
         build_or_open(tmp_path / "c", 3, fill)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pickled_stores_reopen_their_folder_or_carry_their_arrays(tmp_path):
+    mapped = _write(_rows(3), tmp_path / "s")
+    mapped.notes["k"] = [1]
+    blob = pickle.dumps(mapped)
+    assert len(blob) < 2000  # the folder, not the rows
+    back = pickle.loads(blob)
+    assert back.mapped and back.folder == tmp_path / "s" and back.notes == {"k": [1]}
+    np.testing.assert_array_equal(back.take([2, 0])["regions"], mapped.take([2, 0])["regions"])
+    memory = _write(_rows(2))
+    again = pickle.loads(pickle.dumps(memory))
+    assert not again.mapped
+    np.testing.assert_array_equal(again.arrays["boxes"], memory.arrays["boxes"])

@@ -101,6 +101,17 @@ class VisualStore:
         shapes = ", ".join(f"{k} {a.dtype} {list(a.shape)}" for k, a in self.arrays.items())
         return f"VisualStore({len(self)} rows, {where}: {shapes})"
 
+    def __getstate__(self) -> dict:
+        """Pickled (worker processes, deepcopy): a mapped store as its folder, reopened mapped on
+        the other side (the pages are shared through the page cache); an in-memory one with its arrays."""
+        state = {"resident_limit": self.resident_limit, "notes": self.notes, "folder": self.folder}
+        return {**state, "arrays": None} if self.mapped else {**state, "arrays": self.arrays}
+
+    def __setstate__(self, state: dict) -> None:
+        if state["arrays"] is None:
+            state = {**state, "arrays": VisualStore.open(state["folder"]).arrays}
+        self.__init__(state["arrays"], state["folder"], resident_limit=state["resident_limit"], notes=state["notes"])
+
     # ------------------------------------------------------------------------------ reading
     def check_index(self, index: np.ndarray, what: str = "index") -> np.ndarray:
         """``index`` as int64, or IndexError / TypeError naming ``what`` when it is not an integer
