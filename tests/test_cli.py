@@ -189,3 +189,22 @@ def test_info_says_a_real_vqa_vocabulary_comes_from_the_data(tmp_path, capsys):
     row = next(line for line in out.splitlines() if line.strip().startswith("vqa "))
     assert row.split()[3] == "data" and "3129" not in out
     assert "built from the annotations" in out
+
+
+def test_cli_sets_the_openmp_wait_policy_before_torch_loads(tmp_path):
+    """libgomp reads OMP_WAIT_POLICY once, when torch is imported: `cotrain` must set it first
+    (a spy records whether torch was already imported when it did)."""
+    code = (
+        "import os, sys\n"
+        "from cotrain import cli\n"
+        "real, seen = cli.set_openmp_defaults, []\n"
+        "cli.set_openmp_defaults = lambda: seen.append('torch' in sys.modules) or real()\n"
+        "rc = cli.main(['info'])\n"
+        "print(rc, seen, os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n"
+    )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "0 [False] PASSIVE True"

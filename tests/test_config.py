@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from cotrain.config import ConfigError, apply_override, default_config_path, load_config
+from cotrain.config import ConfigError, apply_override, config_from_dict, default_config_path, load_config
 
 
 def write(tmp_path, raw, name="exp.yaml"):
@@ -199,3 +199,14 @@ def test_override_of_a_whole_list_and_into_new_sections_still_works(tmp_path):
                                              "tasks.0.source.n_train=40", "tasks.shapes.eval_every=3"])
     assert cfg.optim.lr_drops == [5, 7] and cfg.model.heads["shapes"].mlp is True
     assert cfg.tasks[0].source.n_train == 40 and cfg.tasks[0].eval_every == 3
+
+
+def test_lr_mult_under_the_accumulate_schedule_is_refused_unless_it_is_a_loss_scale():
+    raw = {"tasks": [{"name": "a", "source": {"kind": "world", "name": "shapes"}, "lr_mult": 2.0},
+                     {"name": "b", "source": {"kind": "world", "name": "sounds"}}],
+           "schedule": {"kind": "accumulate"}}
+    with pytest.raises(ConfigError, match=r"tasks\[a\].lr_mult: .*accumulate schedule makes one update"):
+        config_from_dict(raw)
+    ok = config_from_dict({**raw, "optim": {"task_lr_mode": "loss_scale"}})
+    assert ok.tasks[0].lr_mult == 2.0
+    config_from_dict({**raw, "schedule": {"kind": "uniform"}})  # one task per update: lr_mult applies

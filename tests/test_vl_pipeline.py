@@ -103,8 +103,8 @@ def test_finetune_starts_from_the_multitask_weights(trained):
 
 
 def _example(data, task, row, key="test"):
-    a = data[task].split(key).arrays
-    return {"regions": a["regions"][row], "boxes": a["boxes"][row], "region_mask": a["region_mask"][row]}
+    v = data[task].split(key).visual([row])
+    return {"regions": v["regions"][0], "boxes": v["boxes"][0], "region_mask": v["region_mask"][0]}
 
 
 def test_api_answers_points_verifies_and_ranks(trained):
@@ -114,9 +114,9 @@ def test_api_answers_points_verifies_and_ranks(trained):
     ans = pred.predict("vqa", {"image": _example(data, "vqa", 0), "text": q})[0]
     assert ans["label"] in data["vqa"].class_names and 0 <= ans["score"] <= 1
     pt = pred.predict("refcoco", {"image": _example(data, "refcoco", 0), "text": "the red circle"})[0]
-    mask = data["refcoco"].test.arrays["region_mask"][0]
+    mask = data["refcoco"].test.column("region_mask", [0])[0]
     assert mask[pt["region"]] and len(pt["box"]) == 4
-    a = data["nlvr"].test.arrays
+    a = data["nlvr"].test.columns([0])
     views = [{"regions": a["regions"][0, k], "boxes": a["boxes"][0, k], "region_mask": a["region_mask"][0, k]} for k in (0, 1)]
     v = pred.predict("nlvr", {"images": views, "text": str(a["text_raw"][0])})[0]
     assert v["label"] in ("false", "true") and sum(v["scores"].values()) == pytest.approx(1.0, abs=1e-5)

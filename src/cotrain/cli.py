@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
+from .train.threads import set_openmp_defaults
 
 EPILOG = """examples:
   cotrain train --demo                                 co-train the embedded 7-task demo
@@ -350,6 +351,7 @@ def _one_line_warnings(command: str, show):
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    set_openmp_defaults()  # before torch is imported: idle OpenMP threads sleep (see train/threads.py)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # predict's INPUTs may come after its options (`predict ckpt --task t a.png b.png`)

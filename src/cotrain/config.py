@@ -371,7 +371,7 @@ class RunConfig(_Strict):
     device: str = Field("cpu", description="a torch device: cpu, cuda, cuda:1, ...")
     progress: bool = Field(True, description="show progress bars")
     tensorboard: bool = Field(True, description="write TensorBoard logs under out_dir/tb")
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; unset: OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, capped by the cgroup CPU quota). Jobs sharing the cores run fastest with cores / jobs each")
     vqa_version: Literal["official", "legacy", "always_normalise"] = Field("official", description=(
         "VQA answer normalisation: official (vqaEval.py since 2021: only when the annotators disagree), "
         "legacy (vqaEval.py before 2021), always_normalise (always, both sides); see cotrain.metrics.vqa"))
@@ -411,6 +411,15 @@ class ExperimentConfig(_Strict):
         if cur.kind != "none" and groups and cur.first_group not in groups:  # (world V&L tasks carry their own)
             raise FieldProblem(("schedule", "curriculum", "first_group"),
                                f"schedule.curriculum.first_group {cur.first_group!r} is no task's group (groups: {groups})")
+        scaled = {t.name: t.lr_mult for t in self.tasks if t.lr_mult != 1.0}
+        if self.schedule.kind == "accumulate" and self.optim.task_lr_mode == "lr" and scaled:
+            first = next(i for i, t in enumerate(self.tasks) if t.name in scaled)
+            raise FieldProblem(
+                ("tasks", first, "lr_mult"),
+                f"tasks {sorted(scaled)} set lr_mult, but the accumulate schedule makes one update from every task's "
+                "gradient, so a per-task learning rate cannot apply; use optim.task_lr_mode: loss_scale (each task's "
+                "loss times lr_mult / min lr_mult) or drop lr_mult",
+            )
         used = {t.head_key for t in self.tasks}
         unused = sorted(declared - used)
         if unused:

@@ -109,3 +109,11 @@ def test_dsg_run_with_the_progress_bar_on_runs_to_completion(tmp_path, capsys):
     assert t.step == 60 and set(results) == {"img", "aud"}
     assert sum(t.task_steps.values()) < 60  # some steps had every task stopped
     assert "60/60" in capsys.readouterr().err  # the bar ran to the end
+
+
+def test_resuming_with_other_dsg_settings_is_a_config_error_naming_them(tmp_path):
+    cfg = dsg_cfg(tmp_path, checkpoint_every=10)
+    Trainer(cfg, data=tiny_data(("img", "aud"))).fit(stop_at=10)
+    cfg.schedule.dsg.delta = 5
+    with pytest.raises(ConfigError, match=r"(?s)stop-and-go settings differ.*delta: checkpoint has 3, config gives 5"):
+        Trainer(cfg, data=tiny_data(("img", "aud")), resume=cfg.run.out_dir)

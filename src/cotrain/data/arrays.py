@@ -9,7 +9,15 @@ Array keys and layouts (N = examples):
 - ``video``: uint8 ``[N, T, 3, H, W]``
 - ``audio``: float32 ``[N, S]`` mono waveform at ``TaskData.sample_rate``
 - ``text``: int64 ``[N, L]`` token ids, 0 = padding
-- ``label``: int64 ``[N]`` (single label) or float32 ``[N, C]`` (multi-label targets in [0, 1])
+- ``label``: int64 ``[N]`` (single label) or float32 ``[N, C]`` (multi-label targets in [0, 1]);
+  optional (an unlabeled split has none: ``len`` comes from any row array)
+- variable-length rows (a detection image's boxes, ...): a :class:`~cotrain.data.ragged.Ragged`
+  ``values [M, ...]`` + ``offsets [N + 1]``; a batch holds a list of B tensors ``[n_i, ...]``
+
+Per-image visual arrays of vision-and-language splits (``regions``, ``boxes``, ``region_mask``,
+``image``) live once per image in a :class:`~cotrain.data.stores.VisualStore` (in memory or
+memory-mapped), referenced by the row array ``visual_index`` int64 ``[N]`` / ``[N, K]``; batches
+gather them, so they look as if every row carried its own copy (``docs/vl-contract.md``).
 
 The :class:`BatchIterator` draws batches from a split in a seeded permutation per epoch; its whole
 state is ``(epoch, position)``, so it resumes exactly without storing the permutation.
@@ -23,40 +31,130 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .ragged import Ragged
+from .stores import VisualStore
+
 INPUT_KEYS = ("image", "video", "audio", "text")
 
 
-@dataclass
+@dataclass(repr=False)
 class Split:
-    """One split of one task: arrays with a shared first dimension."""
+    """One split of one task: per-row arrays with a shared first dimension N, plus optional stores.
+
+    ``arrays``: ``{key: array [N, ...]}`` (or :class:`~cotrain.data.ragged.Ragged` for
+    variable-length rows). ``label`` is optional (an unlabeled split: pre-training, prediction).
+
+    ``stores``: ``{name: VisualStore}`` of per-image arrays kept once (see
+    :mod:`cotrain.data.stores`); each is referenced by the row array ``arrays[f"{name}_index"]``
+    int64 ``[N]`` or ``[N, K]`` (K views). :meth:`take` gathers the store's arrays through it, so a
+    batch holds ``regions [B, (K,) R, F]`` etc. exactly as if every row carried its own copy; the
+    index arrays themselves stay out of batches. Read a column (a row array or a store array) with
+    :meth:`column`, never through ``arrays`` (a store's keys are not there).
+    """
 
     arrays: dict[str, np.ndarray]
+    stores: dict[str, VisualStore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.arrays:
+            raise ValueError("a split needs at least one per-row array")
         sizes = {k: len(v) for k, v in self.arrays.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"arrays of one split differ in length: {sizes}")
-        if "label" not in self.arrays:
-            raise ValueError("a split needs a `label` array")
+        seen: dict[str, str] = {}
+        for name, store in self.stores.items():
+            key = index_key(name)
+            if key not in self.arrays:
+                raise ValueError(f"store {name!r} needs its index array {key!r} (int64 [N] or [N, K]) in the split")
+            store.check_index(self.arrays[key], f"split array {key!r}")
+            for k in store.keys():
+                if k in self.arrays or k in seen:
+                    other = f"store {seen[k]!r}" if k in seen else "a row array"
+                    raise ValueError(f"store {name!r} holds {k!r}, which {other} of the split holds too")
+                seen[k] = name
 
     def __len__(self) -> int:
-        return len(self.arrays["label"])
+        return len(next(iter(self.arrays.values())))
+
+    def __repr__(self) -> str:
+        cols = ", ".join(f"{k} {getattr(v, 'dtype', '?')} {list(getattr(v, 'shape', [len(v)]))}" for k, v in self.arrays.items())
+        stores = "".join(f"; {name}: {store!r}" for name, store in self.stores.items())
+        return f"Split({len(self)} rows: {cols}{stores})"
 
     @property
     def input_keys(self) -> tuple[str, ...]:
-        return tuple(k for k in INPUT_KEYS if k in self.arrays)
+        return tuple(k for k in INPUT_KEYS if k in self)
 
-    def take(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        """Rows ``index`` as a batch of tensors (``torch.from_numpy`` on the gathered rows); string
-        arrays (``text_raw``) stay out of batches."""
-        return {
-            k: torch.from_numpy(np.ascontiguousarray(v[index]))
-            for k, v in self.arrays.items()
-            if v.dtype.kind not in "USO"
-        }
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is a row array or an array of one of the stores."""
+        return key in self.arrays or any(key in s for s in self.stores.values())
+
+    def keys(self) -> list[str]:
+        """Row arrays, then the stores' arrays (what :meth:`column` reads)."""
+        return list(self.arrays) + [k for s in self.stores.values() for k in s.keys()]
+
+    def _store_of(self, key: str) -> str | None:
+        return next((name for name, s in self.stores.items() if key in s), None)
+
+    def column(self, key: str, rows=None) -> np.ndarray | Ragged:
+        """The array ``key`` for ``rows`` (int array, bool mask, slice; None: all rows): a row array
+        as it is, or a store's array gathered through its index (``[n, (K,) ...]``)."""
+        sel = slice(None) if rows is None else rows
+        if key in self.arrays:
+            return self.arrays[key][sel]
+        name = self._store_of(key)
+        if name is None:
+            raise KeyError(f"{key!r} is neither an array nor a store array of the split; it has {self.keys()}")
+        return self.stores[name].take(self.arrays[index_key(name)][sel], keys=[key])[key]
+
+    def visual(self, rows=None) -> dict[str, np.ndarray]:
+        """Every store array for ``rows`` (as :meth:`column`): ``{"regions": [n, (K,) R, F], ...}``."""
+        sel = slice(None) if rows is None else rows
+        out: dict[str, np.ndarray] = {}
+        for name, store in self.stores.items():
+            out.update(store.take(self.arrays[index_key(name)][sel]))
+        return out
+
+    def columns(self, rows=None) -> dict[str, np.ndarray | Ragged]:
+        """Every column for ``rows``: the row arrays (store indexes left out) and the stores'
+        arrays gathered - the layout of a split without stores (tests, small splits)."""
+        sel = slice(None) if rows is None else rows
+        index_keys = {index_key(n) for n in self.stores}
+        out = {k: v[sel] for k, v in self.arrays.items() if k not in index_keys}
+        out.update(self.visual(rows))
+        return out
+
+    def take(self, index: np.ndarray) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Rows ``index`` as a batch of tensors (``torch.from_numpy`` on the gathered rows): every
+        row array, a :class:`Ragged` one as a list of B tensors ``[n_i, ...]``, and every store
+        array gathered through its index; string arrays (``text_raw``) and store indexes stay out."""
+        index_keys = {index_key(n) for n in self.stores}
+        batch: dict[str, torch.Tensor | list[torch.Tensor]] = {}
+        for k, v in self.arrays.items():
+            if k in index_keys:
+                continue
+            if isinstance(v, Ragged):
+                batch[k] = [torch.from_numpy(np.ascontiguousarray(r)) for r in v.rows(index)]
+            elif v.dtype.kind not in "USO":
+                batch[k] = torch.from_numpy(np.ascontiguousarray(v[index]))
+        for k, v in self.visual(index).items():
+            batch[k] = torch.from_numpy(np.ascontiguousarray(v))
+        return batch
 
     def subset(self, index: np.ndarray) -> "Split":
-        return Split({k: v[index] for k, v in self.arrays.items()})
+        """The rows ``index`` (int array or bool mask); the stores are shared, not copied."""
+        return Split({k: v[index] for k, v in self.arrays.items()}, dict(self.stores))
+
+
+def index_key(store: str) -> str:
+    """The row array that references store ``store``: ``"<store>_index"``."""
+    return f"{store}_index"
+
+
+def batch_to(batch: dict, device) -> dict:
+    """``batch`` on ``device``: tensors moved, lists of tensors (ragged arrays) moved element-wise."""
+    return {k: [t.to(device, non_blocking=True) for t in v] if isinstance(v, list) else v.to(device, non_blocking=True)
+            for k, v in batch.items()}
 
 
 @dataclass

@@ -134,17 +134,21 @@ def apply_keep(split_arrays: dict[str, np.ndarray], keep: np.ndarray) -> dict[st
     """Select the kept rows (first axis) of every array of one split.
 
     Args:
-        split_arrays: key -> array with N rows (any trailing shape; e.g. a ``Split``'s arrays).
+        split_arrays: key -> array with N rows (any trailing shape, or a ``Ragged``; e.g. a ``Split``'s
+            arrays; a split's stores are per image and need no selection).
         keep: bool ``[N]``, a mask from :func:`clean_splits`.
     """
     keep = np.asarray(keep)
     if keep.dtype != bool or keep.ndim != 1:
         raise ValueError(f"keep must be a 1-D boolean mask, got dtype {keep.dtype} shape {keep.shape}")
+    from cotrain.data.ragged import Ragged
+
     out = {}
     for key, arr in split_arrays.items():
-        a = np.asarray(arr)
-        if a.ndim == 0 or len(a) != len(keep):
-            raise ValueError(f"array {key!r} has {len(a) if a.ndim else 'no'} rows but the mask has {len(keep)}")
+        a = arr if isinstance(arr, Ragged) else np.asarray(arr)
+        rows = len(a) if isinstance(a, Ragged) or a.ndim else None
+        if rows != len(keep):
+            raise ValueError(f"array {key!r} has {'no' if rows is None else rows} rows but the mask has {len(keep)}")
         out[key] = a[keep]
     return out
 
@@ -190,6 +194,6 @@ def clean_task_data(data: dict) -> dict | None:
         for s in CLEANED:
             if not cleaned[name][s].any():
                 raise ValueError(f"task {name!r}: the clean split removes every row of its {s} split")
-            setattr(d, s, Split(apply_keep(d.split(s).arrays, cleaned[name][s])))
+            setattr(d, s, Split(apply_keep(d.split(s).arrays, cleaned[name][s]), d.split(s).stores))
         d.meta["clean_split"] = {s: report["tasks"][name][s] for s in CLEANED}
     return report

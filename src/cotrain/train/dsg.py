@@ -42,6 +42,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from cotrain.config import ConfigError
+
 GO, STOP = "go", "stop"
 LR_DROP_POLICIES = ("keep", "reset")
 
@@ -166,12 +168,12 @@ class DynamicStopAndGo:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`. Raises ValueError naming every setting that differs from
-        this controller's (the settings are configuration, not state)."""
+        this controller's (the settings are configuration, not state): a ConfigError, which is a ValueError."""
         mine = self.settings()
         diffs = [f"{k}: checkpoint has {state.get(k, '<missing>')!r}, config gives {v!r}"
                  for k, v in mine.items() if state.get(k) != v]
         if diffs:
-            raise ValueError("the checkpoint's stop-and-go settings differ:\n  " + "\n  ".join(diffs))
+            raise ConfigError("the checkpoint's stop-and-go settings differ from the config's:\n  " + "\n  ".join(diffs))
         per_task = state["per_task"]
         self._task = {t: {**_fresh(), **per_task[t], "phase": [float(x) for x in per_task[t]["phase"]]}
                       for t in self.tasks}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from ..data.arrays import Split, TaskData, iterate_once
+from ..data.arrays import Split, TaskData, batch_to, iterate_once
 from ..metrics.classification import chance_level, mean_average_precision, top1
 from ..metrics.refexp import refexp_accuracy_from_scores
 from ..metrics.retrieval import recall_at_k
@@ -45,7 +45,7 @@ def predict_split(
         for i, batch in enumerate(iterate_once(split, batch_size)):
             if max_batches is not None and i >= max_batches:
                 break
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+            batch = batch_to(batch, device)
             out.append(model(batch, task).float().cpu())
     finally:
         model.train(was_training)
@@ -67,7 +67,7 @@ def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def _classes(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
     logits = predict_split(model, task, s, bs, mb, device)
-    labels = np.asarray(s.arrays["label"][:n])
+    labels = np.asarray(s.column("label", slice(0, n)))
     chance = chance_level(data.train.arrays["label"], labels, kind=metric)
     return {"metric": metric, "value": score(metric, logits, torch.from_numpy(labels)), "chance": float(chance),
             "n": int(n)}
@@ -96,17 +96,17 @@ def _vqa(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, dev
 
 
 def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
-    scores = predict_split(model, task, s, bs, mb, device)
-    a = s.take(np.arange(n), keys=("boxes", "region_mask", "target_box", "label"))
-    missing = [k for k in ("boxes", "region_mask", "target_box") if k not in a]
+    missing = [k for k in ("boxes", "region_mask", "target_box") if k not in s]
     if missing:
         raise ValueError(f"task {data.name!r}: a referring-expression split needs arrays {missing}")
-    boxes, mask = a["boxes"].numpy(), a["region_mask"].numpy().astype(bool)
+    scores = predict_split(model, task, s, bs, mb, device)
+    rows = slice(0, n)
+    boxes, mask = s.column("boxes", rows), np.asarray(s.column("region_mask", rows), dtype=bool)
     value = refexp_accuracy_from_scores(
-        scores, boxes, mask, a["target_box"].numpy(), variant=getattr(options, "refexp_iou", "standard"),
+        scores, boxes, mask, s.column("target_box", rows), variant=getattr(options, "refexp_iou", "standard"),
         image_size=data.meta.get("image_size"),
     )
-    good = (a["label"].numpy() > 0) & mask
+    good = (np.asarray(s.column("label", rows)) > 0) & mask
     chance = float(np.mean(good.sum(1) / np.maximum(mask.sum(1), 1)))
     return {"metric": "refexp", "value": float(value), "chance": chance, "n": int(n)}
 
@@ -121,7 +121,8 @@ def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
     other = next(k for k in model.spec(task).inputs if k != "text")
     from ..encoders import entry
 
-    visual = {k: v.to(device) for k, v in s.take(first, keys=entry(other).keys).items()}
+    visual = {k: torch.from_numpy(np.ascontiguousarray(s.column(k, first))).to(device)
+              for k in entry(other).keys if k in s}
     text = {"text": torch.from_numpy(np.ascontiguousarray(a["text"][:n])).to(device)}
     was_training = model.training
     model.eval()

@@ -51,8 +51,8 @@ def grounding_analysis(
         s = data[task].split(split)
         scores, _ = predict_split(model, task, s, batch_size)
         a = s.arrays
-        idx = select_regions(scores, a["region_mask"]).numpy()
-        chosen = np.asarray(a["boxes"])[np.arange(len(idx)), idx]
+        idx = select_regions(scores, s.column("region_mask")).numpy()
+        chosen = np.asarray(s.column("boxes"))[np.arange(len(idx)), idx]
         hits = refexp_hits(chosen, a["target_box"], variant, image_size=data[task].meta.get("image_size")).numpy()
         for i, (img, obj) in enumerate(zip(a["image_id"].tolist(), a["target_object"].tolist())):
             refs.append({"image_id": img, "localised": bool(hits[i]), "concepts": [obj], "ref_id": f"{task}:{i}"})

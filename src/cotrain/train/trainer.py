@@ -57,6 +57,7 @@ from .hooks import CurriculumHook, DSGHook, Hook, LoggingHook, TransformHook, ho
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
 from .rng import TORCH_KEY, restore_rng
+from .threads import apply_threads
 
 
 class NullLogger:

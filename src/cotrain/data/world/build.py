@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..arrays import Split, TaskData
 from ..errors import DataError
+from ..stores import VisualStore
 from . import audio, images, speech, video
 from .common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, task_seed
 from .config import WorldConfig
@@ -93,26 +96,76 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def stores_dir(path: Path) -> Path:
+    """Where the stores of the npz cache ``path`` live: ``<name>.stores/`` next to it."""
+    return path.with_suffix(".stores")
+
+
+def _save_stores(path: Path, stores: dict[str, dict[str, VisualStore]]) -> dict[str, dict[str, VisualStore]]:
+    """Write every split's stores to ``stores_dir(path)/<split>-<name>/`` (via a temporary folder
+    renamed into place) and return them opened memory-mapped from there."""
+    final = stores_dir(path)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        for split, named in stores.items():
+            for name, store in named.items():
+                store.save(tmp / f"{split}-{name}")
+        shutil.rmtree(final, ignore_errors=True)  # stale: its npz was never written
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process wrote the same (deterministic) stores first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {split: {name: VisualStore.open(final / f"{split}-{name}") for name in named} for split, named in stores.items()}
+
+
+def _open_stores(path: Path, names: np.ndarray) -> dict[str, dict[str, VisualStore]] | None:
+    """The cached stores ``names`` (``"<split>/<name>"``) memory-mapped, or None when one is unreadable."""
+    out: dict[str, dict[str, VisualStore]] = {s: {} for s in SPLITS}
+    for entry in names.tolist():
+        split, name = str(entry).split("/", 1)
+        try:
+            out[split][name] = VisualStore.open(stores_dir(path) / f"{split}-{name}")
+        except DataError:
+            return None
+    return out
+
+
 def cached_splits(
-    path: Path | None, required: tuple[str, ...], generate: Callable[[str], dict[str, np.ndarray]]
+    path: Path | None, required: tuple[str, ...], generate: Callable[[str], dict]
 ) -> tuple[dict[str, Split], dict[str, dict[str, np.ndarray]], bool]:
     """The three splits of a generated task: loaded from the npz cache ``path`` when it holds every
     ``required`` array of every split, else ``generate(split) -> arrays`` per split and saved there
-    (atomically). Arrays named ``_x`` are not inputs: they come back as ``extra[split]["x"]``.
+    (atomically). Arrays named ``_x`` are not inputs: they come back as ``extra[split]["x"]``. A
+    value that is a :class:`~cotrain.data.stores.VisualStore` is the split's store of that name
+    (referenced by the row array ``<name>_index``): cached under :func:`stores_dir` (written before
+    the npz, so an npz on disk means complete stores) and loaded memory-mapped.
     Returns ``(splits, extra, from_cache)``."""
     flat = _load_npz(path) if path is not None else None
     if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in required):
         flat = None  # not one of ours / incomplete: regenerate
+    stores = None
+    if flat is not None:
+        stores = _open_stores(path, flat.pop("stores", np.zeros(0, dtype=str)))
+        if stores is None:
+            flat = None  # a store is missing or damaged: regenerate
     cached = flat is not None
     if flat is None:
-        flat = {f"{split}/{k}": v for split in SPLITS for k, v in generate(split).items()}
+        generated = {split: generate(split) for split in SPLITS}
+        flat = {f"{split}/{k}": v for split, a in generated.items() for k, v in a.items()
+                if not isinstance(v, VisualStore)}
+        stores = {split: {k: v for k, v in a.items() if isinstance(v, VisualStore)} for split, a in generated.items()}
         if path is not None:
-            _save_npz(path, flat)
+            if any(stores.values()):
+                stores = _save_stores(path, stores)
+            names = [f"{split}/{name}" for split, named in stores.items() for name in named]
+            _save_npz(path, {**flat, "stores": np.asarray(names, dtype=np.str_)})
     splits, extra = {}, {}
     for split in SPLITS:
         arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
         extra[split] = {k[1:]: arrays.pop(k) for k in list(arrays) if k.startswith("_")}
-        splits[split] = Split(arrays)
+        splits[split] = Split(arrays, (stores or {}).get(split, {}))
     return splits, extra, cached
 
 

@@ -47,13 +47,14 @@ def _vqa_records():
 
 def test_vqa_regions_padding_and_labels(regions):
     recs = [r for r in _vqa_records() if r.image_id != 404]
-    arrays, report, meta = assemble_vqa(recs, regions, ["cat", "dog", "yes"], max_regions=4)
-    assert arrays["regions"].shape == (3, 4, F) and arrays["regions"].dtype == np.float32
+    split, report, meta = assemble_vqa(recs, regions, ["cat", "dog", "yes"], max_regions=4)
+    arrays = split.columns()
+    assert arrays["regions"].shape == (3, 4, F) and arrays["regions"].dtype == np.float16  # stored as float16
     assert arrays["boxes"].shape == (3, 4, 4) and arrays["region_mask"].dtype == bool
     assert arrays["region_mask"].sum(1).tolist() == [4, 2, 3]  # first max_regions kept, then padding
     assert (arrays["regions"][1, 2:] == 0).all() and (arrays["boxes"][1, 2:] == 0).all()
     np.testing.assert_allclose(arrays["boxes"][1, :2], [[0, 0, 1, 1], [0.5, 0, 1, 0.5]])  # by w = 200, h = 100
-    np.testing.assert_array_equal(arrays["regions"][0], regions.get(1).features[:4])
+    np.testing.assert_array_equal(arrays["regions"][0], regions.get(1).features[:4].astype(np.float16))
     assert arrays["image_id"].dtype == np.int64 and arrays["image_id"][:2].tolist() == [1, 2]
     assert arrays["image_id"][2] >= 2**62 and meta["image_keys"][int(arrays["image_id"][2])] == "n9"
     assert arrays["text_raw"].tolist() == ["What is it?", "How many?", "Is it red?"]
@@ -66,19 +67,23 @@ def test_vqa_regions_padding_and_labels(regions):
 def test_vqa_answer_type_kept_or_derived(regions):
     recs = [r for r in _vqa_records() if r.image_id != 404]
     recs[1].answer_type = "other"  # the annotation's own field wins over the answers ("2": number)
-    arrays, _, _ = assemble_vqa(recs, regions, ["cat"])
+    split, _, _ = assemble_vqa(recs, regions, ["cat"])
+    arrays = split.columns()
     assert arrays["answer_type"].tolist() == ["other", "other", "yes/no"]  # "cat", kept, "yes"
-    arrays, _, _ = assemble_vqa([recs[0], VQARecord(11, 2, "How many?", ["two"] * 6 + ["3"] * 4)], regions, ["cat"])
+    split, _, _ = assemble_vqa([recs[0], VQARecord(11, 2, "How many?", ["two"] * 6 + ["3"] * 4)], regions, ["cat"])
+    arrays = split.columns()
     assert arrays["answer_type"].tolist() == ["other", "number"]
     unanswered = [VQARecord(1, 1, "What?", []), VQARecord(2, 2, "Why?", [])]  # test split: no type known
-    arrays, _, _ = assemble_vqa(unanswered, regions, ["cat"])
+    split, _, _ = assemble_vqa(unanswered, regions, ["cat"])
+    arrays = split.columns()
     assert "answer_type" not in arrays and len(arrays["label"]) == 2
 
 
 def test_missing_image_fail_and_skip(regions):
     with pytest.raises(MissingImageError, match=r"q\.json: question 12: image 404 not found"):
         assemble_vqa(_vqa_records(), regions, ["cat"])
-    arrays, report, meta = assemble_vqa(_vqa_records(), regions, ["cat"], missing="skip")
+    split, report, meta = assemble_vqa(_vqa_records(), regions, ["cat"], missing="skip")
+    arrays = split.columns()
     assert len(arrays["label"]) == 3 and meta["ids"] == [10, 11, "g1"]
     assert report.skipped["records whose image is missing"] == 1
     assert report.examples["records whose image is missing"] == ["question 12 (image 404)"]
@@ -89,7 +94,8 @@ def test_missing_image_fail_and_skip(regions):
 def test_vqa_image_store(tmp_path):
     Image.new("RGB", (32, 24), (200, 0, 0)).save(tmp_path / "COCO_val2014_000000000001.jpg")
     Image.new("RGB", (10, 10), (0, 200, 0)).save(tmp_path / "2.png")
-    arrays, _, meta = assemble_vqa(_vqa_records()[:2], ImageFolderStore(tmp_path, 8), ["cat"])
+    split, _, meta = assemble_vqa(_vqa_records()[:2], ImageFolderStore(tmp_path, 8), ["cat"])
+    arrays = split.columns()
     assert arrays["image"].shape == (2, 3, 8, 8) and arrays["image"].dtype == np.uint8
     assert "regions" not in arrays and meta["image_size"] == 8 and arrays["image"][1, 1].mean() > 150
 
@@ -97,7 +103,8 @@ def test_vqa_image_store(tmp_path):
 def test_refexp_labels_from_store_proposals(regions):
     recs = [RefRecord(1, 1, "the left one", (0, 0, 50, 50), source="refs.p"),
             RefRecord(2, 2, "the right one", (100, 0, 200, 50), image_size=(200, 100), source="refs.p")]
-    arrays, report, meta = assemble_refexp(recs, regions, max_regions=5)
+    split, report, meta = assemble_refexp(recs, regions, max_regions=5)
+    arrays = split.columns()
     np.testing.assert_allclose(arrays["label"][0], [1, 0.8, 0, 0.5, 0], atol=1e-6)  # IoU >= 0.5 kept
     np.testing.assert_allclose(arrays["label"][1], [0, 1, 0, 0, 0], atol=1e-6)  # padding 0
     np.testing.assert_allclose(arrays["target_box"], [[0, 0, 0.5, 0.5], [0.5, 0, 1, 0.5]])
@@ -108,9 +115,10 @@ def test_refexp_labels_from_store_proposals(regions):
 def test_refexp_candidates_take_best_iou_region_features(regions):
     cands = [(10, 10, 20, 20), (0, 0, 48, 50), (60, 60, 100, 100), (90, 0, 100, 5)]
     rec = RefRecord("p1", 1, "which cup?", (0, 0, 48, 50), candidates=cands, source="v7w.json")
-    arrays, report, _ = assemble_refexp([rec], regions, max_regions=3)
+    split, report, _ = assemble_refexp([rec], regions, max_regions=3)
+    arrays = split.columns()
     feats = regions.get(1).features
-    np.testing.assert_array_equal(arrays["regions"][0], feats[[4, 0, 2]])  # best-IoU store region per candidate
+    np.testing.assert_array_equal(arrays["regions"][0], feats[[4, 0, 2]].astype(np.float16))  # best-IoU region per candidate
     np.testing.assert_allclose(arrays["boxes"][0], np.array(cands[:3]) / 100, atol=1e-6)
     assert arrays["region_mask"][0].tolist() == [True, True, True]
     np.testing.assert_allclose(arrays["label"][0], [0, 1, 0], atol=1e-6)
@@ -126,7 +134,8 @@ def test_refexp_image_store(tmp_path):
     with pytest.raises(DataError, match=r"g\.jsonl: ref 3: no candidate boxes"):
         assemble_refexp([RefRecord(3, 7, "it", (0, 0, 10, 10), source="g.jsonl")], store)
     rec = RefRecord(4, 7, "is it a cup?", (0, 0, 50, 50), candidates=[(50, 0, 100, 50), (0, 0, 50, 50)])
-    arrays, _, _ = assemble_refexp([rec], store, max_regions=4)
+    split, _, _ = assemble_refexp([rec], store, max_regions=4)
+    arrays = split.columns()
     assert arrays["image"].shape == (1, 3, 8, 8) and arrays["region_mask"][0].tolist() == [True, True, False, False]
     np.testing.assert_allclose(arrays["target_box"][0], [0, 0, 0.5, 1])  # by the image's own size
     np.testing.assert_allclose(arrays["label"][0], [0, 1, 0, 0])
@@ -134,14 +143,16 @@ def test_refexp_image_store(tmp_path):
 
 def test_pairs_and_entailment(regions):
     pairs = [PairRecord("train-1-0-0", (1, "n9"), "both have dogs", 1), PairRecord("train-1-0-1", (2, 1), "no", 0)]
-    arrays, _, meta = assemble_pairs(pairs, regions, max_regions=4)
+    split, _, meta = assemble_pairs(pairs, regions, max_regions=4)
+    arrays = split.columns()
     assert arrays["regions"].shape == (2, 2, 4, F) and arrays["region_mask"].shape == (2, 2, 4)
     assert arrays["image_id"].shape == (2, 2) and arrays["image_id"][1].tolist() == [2, 1]
     assert arrays["image_id"][0, 1] == image_id_int("n9") and arrays["label"].tolist() == [1, 0]
-    np.testing.assert_array_equal(arrays["regions"][1, 1], regions.get(1).features[:4])
+    np.testing.assert_array_equal(arrays["regions"][1, 1], regions.get(1).features[:4].astype(np.float16))
     assert meta["head_type"] == "nlvr" and arrays["label"].dtype == np.int64
     ents = [EntailRecord("e1", 2, "a dog runs", 0), EntailRecord("e2", "n9", "a cat", 2)]
-    arrays, _, meta = assemble_entailment(ents, regions, max_regions=4)
+    split, _, meta = assemble_entailment(ents, regions, max_regions=4)
+    arrays = split.columns()
     assert arrays["label"].tolist() == [0, 2] and arrays["regions"].shape == (2, 4, F)
     assert meta["head_type"] == "snli-ve"
     with pytest.raises(MissingImageError, match="pair e3: image 'zz'"):
@@ -167,14 +178,15 @@ def _retrieval_store(tmp_path):
 def test_retrieval_hard_negatives_fixed_and_never_the_true_image(tmp_path):
     store = _retrieval_store(tmp_path)
     caps = [CaptionRecord(i % 6, f"caption {n} of image {i % 6}", "train") for n, i in enumerate(range(12))]
-    arrays, _, meta = assemble_retrieval(caps, store, "train", max_regions=2)
+    split, _, meta = assemble_retrieval(caps, store, "train", max_regions=2)
+    arrays = split.columns()
     ids = arrays["image_id"]
     assert ids.shape == (12, 4) and arrays["regions"].shape == (12, 4, 2, F) and (arrays["label"] == 0).all()
     assert (ids[:, 0] == np.arange(12) % 6).all() and not (ids[:, 1:] == ids[:, :1]).any()
     assert (ids[:6] == ids[6:]).all()  # chosen once per image, the same for all its captions
     assert ids[0, 1:].tolist() == [1, 2, 3] and ids[3, 1:3].tolist() in ([2, 4], [4, 2])
     assert meta["hard_negatives"][5] == [4, 3, 2]
-    again, _, _ = assemble_retrieval(caps, store, "train", max_regions=2)
+    again = assemble_retrieval(caps, store, "train", max_regions=2).split.columns()
     np.testing.assert_array_equal(again["image_id"], ids)
     pooled = [assemble_retrieval(caps, store, "train", max_regions=2, pool=5, seed=3).arrays["image_id"] for _ in "ab"]
     np.testing.assert_array_equal(pooled[0], pooled[1])
@@ -186,7 +198,8 @@ def test_retrieval_hard_negatives_fixed_and_never_the_true_image(tmp_path):
 def test_retrieval_eval_split(tmp_path):
     store = _retrieval_store(tmp_path)
     caps = [CaptionRecord(i % 3, f"c{i}", "test") for i in range(6)]
-    arrays, _, meta = assemble_retrieval(caps, store, "test", max_regions=2)
+    split, _, meta = assemble_retrieval(caps, store, "test", max_regions=2)
+    arrays = split.columns()
     assert arrays["image_id"].tolist() == [0, 1, 2, 0, 1, 2] and arrays["regions"].shape == (6, 2, F)
     assert meta["ids"] == list(range(6)) and "hard_negatives" not in meta
 

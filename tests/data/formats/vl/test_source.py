@@ -54,7 +54,7 @@ def test_vqa_v2_source_builds_contract_arrays(tmp_path):
     d = data["vqa"]
     assert d.modality == "vl" and d.meta["head_type"] == "vqa" and d.meta["region_dim"] == 6
     assert sorted(d.class_names) == ["blue", "green", "red"]
-    a = d.train.arrays
+    a = d.train.columns()
     assert a["regions"].shape == (2, 36, 6) and a["region_mask"].sum(1).tolist() == [5, 5]
     assert a["boxes"].max() <= 1.0 and a["text"].shape == (2, 12)
     blue_id = d.class_names.index("blue")
@@ -251,3 +251,22 @@ def test_train_must_be_given_and_all_excludes_per_split_files(tmp_path):
     one = {"train": write_vqa(tmp_path, "train", [1, 2], [1, 1], [["red"] * 10] * 2)}
     with pytest.raises(DataError, match="val_fraction = 0.1 of its 1 train image group"):
         build_all_task_data(cfg_for(tmp_path, {"kind": "vqa_v2", "files": one, "regions": str(tmp_path / "feats")}))
+
+
+def test_large_visual_stores_are_cached_under_the_data_root_and_reused(tmp_path, monkeypatch):
+    from cotrain.data.formats.vl import source as vl_source
+
+    monkeypatch.setattr(vl_source, "STORE_MIN_BYTES", 0)  # every store counts as large
+    write_regions(tmp_path / "feats", [1, 2, 3, 4])
+    files = {s: write_vqa(tmp_path, s, [10 + i, 20 + i], [1 + i, 1 + i], [["red"] * 10] * 2)
+             for i, s in enumerate(("train", "val", "test"))}
+    cfg = cfg_for(tmp_path, {"kind": "vqa_v2", "files": files, "regions": str(tmp_path / "feats")})
+    cfg.data.root = str(tmp_path / "root")
+    d = build_all_task_data(cfg)[0]["vqa"]
+    stores = {s: getattr(d, s).stores["visual"] for s in ("train", "val", "test")}
+    assert all(st.mapped and st.folder.parent == tmp_path / "root" / "stores" for st in stores.values())
+    assert len(stores["train"]) == 1 and len(d.train) == 2  # two questions, one stored image
+    again = build_all_task_data(cfg)[0]["vqa"]
+    assert again.train.stores["visual"].folder == stores["train"].folder  # found, not rebuilt
+    assert len(list((tmp_path / "root" / "stores").iterdir())) == 3
+    np.testing.assert_array_equal(again.val.column("regions"), d.val.column("regions"))

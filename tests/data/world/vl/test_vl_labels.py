@@ -24,7 +24,7 @@ REFEXP = ["refcoco", "refcoco+", "refcocog", "pointing", "guesswhat"]
 @pytest.mark.parametrize("name", REFEXP)
 def test_refexp_label_is_iou_and_target_is_a_proposal(small, name):
     for split in SPLITS:
-        a = small[name].split(split).arrays
+        a = small[name].split(split).columns()
         overlap = iou(a["boxes"].astype(np.float64), a["target_box"][:, None].astype(np.float64))
         expected = np.where(a["region_mask"] & (overlap >= 0.5), overlap, 0.0)
         np.testing.assert_allclose(a["label"], expected, atol=1e-6)
@@ -45,7 +45,7 @@ def test_refexp_label_is_iou_and_target_is_a_proposal(small, name):
 
 
 def test_standard_proposals_hold_jittered_and_distractor_boxes(small):
-    a = small["vqa"].train.arrays
+    a = small["vqa"].train.columns()
     for row, image_id in enumerate(a["image_id"]):
         objects = vl_scene(0, image_id).boxes() / 48
         boxes = a["boxes"][row][a["region_mask"][row]]

@@ -46,8 +46,8 @@ def test_same_scene_same_pixels_in_every_task():
     ref = build("refcoco", n_train=0, n_val=0, n_test=rr + 1)
     image_id = vqa.train.arrays["image_id"][rv]
     assert ref.test.arrays["image_id"][rr] == image_id
-    np.testing.assert_array_equal(vqa.train.arrays["image"][rv], ref.test.arrays["image"][rr])
-    np.testing.assert_array_equal(vqa.train.arrays["image"][rv], render_scene(vl_scene(0, image_id)))
+    np.testing.assert_array_equal(vqa.train.column("image", [rv])[0], ref.test.column("image", [rr])[0])
+    np.testing.assert_array_equal(vqa.train.column("image", [rv])[0], render_scene(vl_scene(0, image_id)))
 
 
 def test_cross_task_overlap_is_present_but_bounded():

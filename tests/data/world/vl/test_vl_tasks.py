@@ -61,11 +61,11 @@ def test_arrays_follow_the_contract(small, name):
         assert td.class_names == expected_classes[head]
     r = 12
     for split in SPLITS:
-        a = td.split(split).arrays
+        a = td.split(split).columns()
         n, k = SIZES[split], views(name, split)
         assert a["text_raw"].shape == (n,) and a["text_raw"].dtype.kind == "U" and all(len(t) > 3 for t in a["text_raw"])
         assert a["image"].dtype == np.uint8 and a["image"].shape == (n, *k, 3, 48, 48)
-        assert a["regions"].dtype == np.float32 and a["regions"].shape == (n, *k, r, REGION_DIM)
+        assert a["regions"].dtype == np.float16 and a["regions"].shape == (n, *k, r, REGION_DIM)
         assert a["boxes"].dtype == np.float32 and a["boxes"].shape == (n, *k, r, 4)
         assert a["region_mask"].dtype == np.bool_ and a["region_mask"].shape == (n, *k, r)
         assert a["image_id"].dtype == np.int64 and a["image_id"].shape == (n, *k)
@@ -99,7 +99,7 @@ def test_deterministic_and_seed_dependent(small):
     for name in VL_TASKS:
         again, other = build(name), build(name, seed=1)
         for split in SPLITS:
-            a, b = small[name].split(split).arrays, again.split(split).arrays
+            a, b = small[name].split(split).columns(), again.split(split).columns()
             assert set(a) == set(b)
             for key in a:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}/{split}/{key}")
@@ -111,8 +111,8 @@ def test_deterministic_and_seed_dependent(small):
 def test_rows_do_not_depend_on_split_sizes(small, name):
     short = build(name, n_train=9, n_val=5, n_test=3)
     for split, n in (("train", 9), ("val", 5), ("test", 3)):
-        for key, value in short.split(split).arrays.items():
-            np.testing.assert_array_equal(value, small[name].split(split).arrays[key][:n], err_msg=f"{split}/{key}")
+        for key, value in short.split(split).columns().items():
+            np.testing.assert_array_equal(value, small[name].split(split).column(key, slice(0, n)), err_msg=f"{split}/{key}")
 
 
 @pytest.mark.parametrize("name", list(VL_TASKS))
@@ -142,21 +142,22 @@ def test_question_kinds_balanced():
 
 def test_cache_roundtrip_and_version_bump(tmp_path, monkeypatch):
     a = build("gqa", cache_dir=tmp_path)
-    files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].name.startswith("vl-gqa-") and files[0].suffix == ".npz"
+    files = sorted(tmp_path.iterdir())
+    assert [f.suffix for f in files] == [".npz", ".stores"] and files[0].name.startswith("vl-gqa-")
+    assert sorted(p.name for p in files[1].iterdir()) == ["test-visual", "train-visual", "val-visual"]
     assert not a.meta["from_cache"] and a.meta["cache_path"] == str(files[0])
     b = build("gqa", cache_dir=tmp_path)
-    assert b.meta["from_cache"]
+    assert b.meta["from_cache"] and b.train.stores["visual"].mapped  # reloaded memory-mapped
     for split in SPLITS:
-        for key, value in a.split(split).arrays.items():
-            np.testing.assert_array_equal(value, b.split(split).arrays[key])
+        for key, value in a.split(split).columns().items():
+            np.testing.assert_array_equal(value, b.split(split).column(key))
         for key, value in a.meta["extra"][split].items():
             np.testing.assert_array_equal(value, b.meta["extra"][split][key])
     monkeypatch.setattr(vl_build, "VL_GENERATOR_VERSION", vl_build.VL_GENERATOR_VERSION + 1)
     c = build("gqa", cache_dir=tmp_path)
     assert not c.meta["from_cache"] and c.meta["cache_path"] != a.meta["cache_path"]
     assert c.meta["generator_version"] == vl_build.VL_GENERATOR_VERSION
-    assert len(list(tmp_path.iterdir())) == 2  # a new file, no temp files left
+    assert len(list(tmp_path.iterdir())) == 4  # a new npz and its stores, no temp files left
 
 
 def test_scene_for_vl_example(small):
@@ -164,7 +165,7 @@ def test_scene_for_vl_example(small):
              ("snli-ve", "train", 7, 0)]
     for name, split, row, view in cases:
         scene = scene_for_vl_example(name, 0, split, row, image_size=48, view=view)
-        a = small[name].split(split).arrays
+        a = small[name].split(split).columns()
         image_id = a["image_id"][row] if a["image_id"].ndim == 1 else a["image_id"][row, view]
         image = a["image"][row] if a["image"].ndim == 4 else a["image"][row, view]
         assert scene.index == image_id
@@ -176,10 +177,10 @@ def test_scene_for_vl_example(small):
 def test_other_sizes_and_empty_splits():
     td = build_vl_world_task("refcoco", n_train=5, n_val=0, n_test=2, seed=0, cache_dir=None, image_size=32,
                              max_regions=36)
-    assert td.train.arrays["regions"].shape == (5, 36, REGION_DIM) and td.train.arrays["image"].shape == (5, 3, 32, 32)
+    assert td.train.column("regions").shape == (5, 36, REGION_DIM) and td.train.column("image").shape == (5, 3, 32, 32)
     assert td.val.arrays["label"].shape == (0, 36) and td.val.arrays["text_raw"].shape == (0,)
     nl = build_vl_world_task("nlvr", n_train=3, n_val=0, n_test=0, seed=0, cache_dir=None)
-    assert nl.val.arrays["image"].shape == (0, 2, 3, 48, 48)
+    assert nl.val.column("image").shape == (0, 2, 3, 48, 48)
 
 
 def test_errors():

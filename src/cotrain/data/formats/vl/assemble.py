@@ -1,13 +1,24 @@
-"""Records + region features (or images) → the arrays of one split, as ``docs/vl-contract.md`` fixes.
+"""Records + region features (or images) → one split, as ``docs/vl-contract.md`` fixes.
 
 ``visual`` is a region store (:class:`~cotrain.data.formats.vl.regions.NpzRegionStore`,
 :class:`~cotrain.data.formats.vl.regions.TsvRegionStore` or anything with ``get(key) ->
-RegionFeatures`` and ``in``) or an :class:`~cotrain.data.formats.vl.images.ImageFolderStore`:
+RegionFeatures`` and ``in``) or an :class:`~cotrain.data.formats.vl.images.ImageFolderStore`.
 
-- region store → ``regions`` float32 ``[N, (K,) R, F]``, ``boxes`` float32 ``[N, (K,) R, 4]``
-  (normalised by each image's own width / height) and ``region_mask`` bool ``[N, (K,) R]``: the
-  first ``max_regions`` regions of the image, zero-padded;
-- image store → ``image`` uint8 ``[N, (K,) 3, S, S]``.
+Each distinct image is read once and written once into the split's
+:class:`~cotrain.data.stores.VisualStore` ``"visual"``; each row references it through
+``visual_index`` int64 ``[N]`` / ``[N, K]``:
+
+- region store → store arrays ``regions`` float16 ``[M, R, F]``, ``boxes`` float32 ``[M, R, 4]``
+  (normalised by each image's own width / height) and ``region_mask`` bool ``[M, R]``: the first
+  ``max_regions`` regions of the image, zero-padded;
+- image store → ``image`` uint8 ``[M, 3, S, S]``.
+
+A batch (``Split.take``) gathers them as ``regions [B, (K,) R, F]`` etc. Where the store lives:
+``cache=None`` keeps it in memory; with a :class:`~cotrain.data.stores.StoreCache` a store of at
+least ``cache.min_bytes`` is written row by row to ``cache.root/<fingerprint>/`` and opened
+memory-mapped, and reused by a later run whose fingerprint matches (the visual source's files -
+path, size, mtime of each image's file or of the TSV files -, ``max_regions`` / image size and the
+rows in order). Visual sources other than the three classes above are always kept in memory.
 
 Every assembler also gives ``text_raw`` str ``[N]`` and ``image_id`` int64 ``[N]`` / ``[N, K]``:
 integer keys (and all-digit strings) keep their value, any other key (GQA's ``n161313``, NLVR2's
@@ -17,34 +28,42 @@ the split back to its key; ``meta["ids"]`` lists the record ids in row order.
 
 A record whose image is missing from ``visual`` raises :class:`MissingImageError` naming the record
 and the image with ``missing="fail"``; with ``missing="skip"`` it is left out and counted in the
-returned :class:`ReadReport`. Each assembler returns :class:`Assembled` ``(arrays, report, meta)``.
+returned :class:`ReadReport`. Each assembler returns :class:`Assembled` ``(split, report, meta)``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from cotrain.data.arrays import Split
 from cotrain.data.errors import DataError
-from cotrain.data.formats.vl.images import ImageFolderStore
 from cotrain.data.formats.vl.records import (
     CaptionRecord, EntailRecord, ImageKey, MissingImageError, PairRecord, ReadReport, RefRecord, VQARecord,
     normalize_image_key,
 )
-from cotrain.data.formats.vl.regions import RegionFeatures
+from cotrain.data.formats.vl.visual_store import Reader as _Reader
+from cotrain.data.formats.vl.visual_store import StoreRow, build_visual_store, image_rows
 from cotrain.data.formats.vl.vqa import encode_answers, soft_scores
+from cotrain.data.stores import StoreCache, VisualStore
 from cotrain.metrics.vqa_types import answer_type_of
 
 _HASH_BASE = 1 << 62
 
 
 class Assembled(NamedTuple):
-    arrays: dict[str, np.ndarray]
+    """``split``: row arrays + the store ``"visual"``; ``report``: what was skipped; ``meta``."""
+
+    split: Split
     report: ReadReport
     meta: dict
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The split's row arrays (the visual ones are in ``split.stores["visual"]``)."""
+        return self.split.arrays
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -90,37 +109,6 @@ def _normalise(box, size: tuple[int, int], where: str, source: str) -> np.ndarra
     return np.clip(b / np.array([w, h, w, h], dtype=np.float64), 0.0, 1.0).astype(np.float32)
 
 
-class _Reader:
-    """The visual store with a small LRU cache (records of one image are usually adjacent)."""
-
-    def __init__(self, visual, max_regions: int, cache: int = 256) -> None:
-        self.visual = visual
-        self.is_image = isinstance(visual, ImageFolderStore)
-        if not self.is_image and (max_regions is None or max_regions <= 0):
-            raise ValueError(f"max_regions must be positive, got {max_regions!r}")
-        self.max_regions = int(max_regions or 0)
-        self._cache: OrderedDict = OrderedDict()
-        self._size = cache
-
-    def __contains__(self, key) -> bool:
-        return key in self.visual
-
-    def get(self, key):
-        k = normalize_image_key(key)
-        if k in self._cache:
-            self._cache.move_to_end(k)
-            return self._cache[k]
-        value = self.visual.get(key)
-        self._cache[k] = value
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return value
-
-    def size(self, key) -> tuple[int, int]:
-        v = self.get(key)
-        return v[1] if self.is_image else (v.width, v.height)
-
-
 def _keep(records, reader: _Reader, keys_of: Callable, name_of: Callable, missing: str) -> tuple[list, ReadReport]:
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
@@ -144,41 +132,23 @@ def _merge(into: ReadReport, other: ReadReport) -> ReadReport:
     return into
 
 
-def _visual_arrays(reader: _Reader, keys: np.ndarray) -> tuple[dict[str, np.ndarray], int | None]:
-    """Visual arrays for an object array of keys ``[N]`` or ``[N, K]``; also F (None for images)."""
-    flat = keys.reshape(-1)
-    if reader.is_image:
-        s = reader.visual.image_size
-        out = np.zeros((len(flat), 3, s, s), dtype=np.uint8)
-        for i, key in enumerate(flat):
-            out[i] = reader.get(key)[0]
-        return {"image": out.reshape(*keys.shape, 3, s, s)}, None
-    r = reader.max_regions
-    dim = reader.get(flat[0]).features.shape[1] if len(flat) else 0
-    feats = np.zeros((len(flat), r, dim), dtype=np.float32)
-    boxes = np.zeros((len(flat), r, 4), dtype=np.float32)
-    mask = np.zeros((len(flat), r), dtype=bool)
-    for i, key in enumerate(flat):
-        rf: RegionFeatures = reader.get(key)
-        if rf.features.shape[1] != dim:
-            got = rf.features.shape[1]
-            where = repr(reader.visual)
-            raise DataError(f"image {key!r}: feature size {got} differs from {dim} (image {flat[0]!r})", where)
-        n = min(r, rf.num_regions)
-        feats[i, :n], boxes[i, :n], mask[i, :n] = rf.features[:n], rf.boxes[:n], True
-    shape = keys.shape
-    return {"regions": feats.reshape(*shape, r, dim), "boxes": boxes.reshape(*shape, r, 4),
-            "region_mask": mask.reshape(*shape, r)}, dim
-
-
-def _finish(kept, keys: np.ndarray, texts, ids, reader: _Reader, head_type: str, report, extra: dict) -> Assembled:
-    visual, dim = _visual_arrays(reader, keys)
+def _finish(kept, keys: np.ndarray, texts, ids, reader: _Reader, head_type: str, report, extra: dict,
+            cache: StoreCache | None, rows: list[StoreRow] | None = None, index: np.ndarray | None = None,
+            store: VisualStore | None = None) -> Assembled:
+    """The split of ``kept`` records: its store (``store``, else built) holds ``rows`` (default:
+    the distinct images of ``keys``), referenced by ``index`` (default: of ``keys``' shape)."""
+    if rows is None:
+        rows, index = image_rows(keys)
+    if store is None:
+        store = build_visual_store(reader, rows, cache)
     image_id, table = _image_ids(keys)
-    arrays = {"text_raw": np.array(texts, dtype=np.str_).reshape(len(kept)), "image_id": image_id, **visual, **extra}
+    arrays = {"text_raw": np.array(texts, dtype=np.str_).reshape(len(kept)), "image_id": image_id,
+              "visual_index": index, **extra}
+    dim = None if reader.is_image else (int(store.arrays["regions"].shape[-1]) if len(store) else 0)
     meta = {"head_type": head_type, "ids": list(ids), "image_keys": table, "region_dim": dim,
             "max_regions": None if reader.is_image else reader.max_regions,
             "image_size": reader.visual.image_size if reader.is_image else None}
-    return Assembled(arrays, report, meta)
+    return Assembled(Split(arrays, {"visual": store}), report, meta)
 
 
 def _keys(keys: list) -> np.ndarray:
@@ -191,7 +161,7 @@ def _keys(keys: list) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------- assemblers
 def assemble_vqa(records: Sequence[VQARecord], visual, vocab: Sequence[str], max_regions: int = 36, *,
-                 missing: str = "fail") -> Assembled:
+                 missing: str = "fail", cache: StoreCache | None = None) -> Assembled:
     """VQA / GQA / VG-QA → ``answers`` int64 ``[N, 10]`` (-1 outside ``vocab``), ``label`` float32
     ``[N, A]`` soft scores, ``answer_type`` str ``[N]`` (the record's, else derived from its answers
     by :func:`~cotrain.metrics.vqa_types.answer_type_of`; "" unknown; absent when no row has one),
@@ -206,22 +176,24 @@ def assemble_vqa(records: Sequence[VQARecord], visual, vocab: Sequence[str], max
     if any(types):  # else unknown throughout (e.g. a test split without answers): left out
         extra["answer_type"] = np.asarray(types, dtype=str)
     out = _finish(kept, _keys([r.image_id for r in kept]), [r.question for r in kept], [r.question_id for r in kept],
-                  reader, "vqa", _merge(report, answer_report), extra)
+                  reader, "vqa", _merge(report, answer_report), extra, cache)
     out.meta["class_names"] = list(vocab)
     return out
 
 
 def assemble_refexp(records: Sequence[RefRecord], visual, max_regions: int = 36, *, missing: str = "fail",
-                    iou_threshold: float = 0.5) -> Assembled:
+                    iou_threshold: float = 0.5, cache: StoreCache | None = None) -> Assembled:
     """Referring expressions → ``label`` float32 ``[N, R]`` (IoU of each proposal with the referred
     box where ≥ ``iou_threshold``, else 0) and ``target_box`` float32 ``[N, 4]`` (normalised by the
     record's ``image_size``, else the store's image size).
 
-    Proposals: without ``candidates``, the store's first ``max_regions`` regions. With candidates
-    (Visual7W pointing, GuessWhat) the candidates are the proposals (``boxes``, ``region_mask``);
-    with a region store each candidate takes the features of the store region (any of them, not only
+    Proposals: without ``candidates``, the store's first ``max_regions`` regions (the image's store
+    row, shared by its expressions). With candidates (Visual7W pointing, GuessWhat) the candidates
+    are the proposals (``boxes``, ``region_mask``): with a region store the record gets a store row
+    of its own, where each candidate takes the features of the image region (any of them, not only
     the first ``max_regions``) with the highest IoU with it - a candidate overlapping no region takes
-    region 0's and is counted in the report. An image store needs candidates (it has no proposals).
+    region 0's and is counted in the report. An image store needs candidates (it has no proposals):
+    its store holds the pixels per image, and ``boxes`` / ``region_mask`` are row arrays.
     """
     reader = _Reader(visual, max_regions)
     name = lambda r: f"ref {r.ref_id}"  # noqa: E731
@@ -230,42 +202,53 @@ def assemble_refexp(records: Sequence[RefRecord], visual, max_regions: int = 36,
             raise DataError(f"{name(r)}: no candidate boxes, and an image store has no proposals; use a region store",
                             r.source or None)
     kept, report = _keep(records, reader, lambda r: (r.image_id,), name, missing)
-    out = _finish(kept, _keys([r.image_id for r in kept]), [r.expression for r in kept], [r.ref_id for r in kept],
-                  reader, "refexp", report, {})  # the store's regions as proposals; candidates replace them below
     n, r_max = len(kept), max_regions
-    if reader.is_image:  # candidates define the proposals; no features
-        out.arrays["boxes"] = np.zeros((n, r_max, 4), np.float32)
-        out.arrays["region_mask"] = np.zeros((n, r_max), bool)
-        out.meta["max_regions"] = r_max
-    label, target = np.zeros((n, r_max), np.float32), np.zeros((n, 4), np.float32)
+    target, cands = np.zeros((n, 4), np.float32), {}
     for i, r in enumerate(kept):
         frame = tuple(r.image_size) if r.image_size else reader.size(r.image_id)
         target[i] = _normalise(r.box, frame, name(r), r.source)[0]
         if r.candidates:
             if len(r.candidates) > r_max:
                 report.add(f"candidates beyond max_regions={r_max} dropped", name(r))
-            cands = _normalise(r.candidates[:r_max], frame, name(r), r.source)
-            c = len(cands)
-            out.arrays["boxes"][i] = 0
-            out.arrays["boxes"][i, :c] = cands
-            out.arrays["region_mask"][i] = np.arange(r_max) < c
-            if not reader.is_image:
-                rf: RegionFeatures = reader.get(r.image_id)
-                iou = box_iou(cands, rf.boxes)
-                if (iou.max(axis=1) <= 0).any():
-                    report.add("candidate boxes overlapping no region (region 0's features used)", name(r))
-                out.arrays["regions"][i] = 0
-                out.arrays["regions"][i, :c] = rf.features[iou.argmax(axis=1)]
-        iou_t = box_iou(out.arrays["boxes"][i], target[i])[:, 0] * out.arrays["region_mask"][i]
-        label[i] = np.where(iou_t >= iou_threshold, iou_t, 0.0)
-    out.arrays.update(label=label, target_box=target)
+            cands[i] = _normalise(r.candidates[:r_max], frame, name(r), r.source)
+    keys, texts, ids = _keys([r.image_id for r in kept]), [r.expression for r in kept], [r.ref_id for r in kept]
+    if reader.is_image:  # candidates define the proposals; no features
+        boxes, mask = np.zeros((n, r_max, 4), np.float32), np.zeros((n, r_max), bool)
+        for i, c in cands.items():
+            boxes[i, : len(c)], mask[i, : len(c)] = c, True
+        out = _finish(kept, keys, texts, ids, reader, "refexp", report, {"boxes": boxes, "region_mask": mask}, cache)
+        out.meta["max_regions"] = r_max
+    else:
+        rows, where, index = [], {}, np.zeros(n, dtype=np.int64)
+        for i, r in enumerate(kept):
+            k = normalize_image_key(r.image_id)
+            if i in cands:  # its own proposals: a row of its own
+                index[i] = len(rows)
+                rows.append(StoreRow(r.image_id, cands[i], name(r)))
+                continue
+            if k not in where:
+                where[k] = len(rows)
+                rows.append(StoreRow(r.image_id))
+            index[i] = where[k]
+        out = _finish(kept, keys, texts, ids, reader, "refexp", report, {}, cache, rows, index)
+        for who in out.split.stores["visual"].notes.get("no_overlap", []):
+            report.add("candidate boxes overlapping no region (region 0's features used)", who)
+    label = np.zeros((n, r_max), np.float32)
+    for start in range(0, n, 4096):
+        rows_ = slice(start, min(n, start + 4096))
+        boxes, mask = out.split.column("boxes", rows_), out.split.column("region_mask", rows_)
+        for j, i in enumerate(range(rows_.start, rows_.stop)):
+            iou_t = box_iou(boxes[j], target[i])[:, 0] * mask[j]
+            label[i] = np.where(iou_t >= iou_threshold, iou_t, 0.0)
+    out.split.arrays.update(label=label, target_box=target)
     out.meta["target_recall"] = float((label.max(axis=1) > 0).mean()) if n else 0.0
     return out
 
 
-def assemble_pairs(records: Sequence[PairRecord], visual, max_regions: int = 36, *, missing: str = "fail") -> Assembled:
-    """NLVR2 → K = 2 views (visual arrays ``[N, 2, ...]``, ``image_id`` ``[N, 2]``), ``label``
-    int64 ``[N]`` (1 true, 0 false)."""
+def assemble_pairs(records: Sequence[PairRecord], visual, max_regions: int = 36, *, missing: str = "fail",
+                   cache: StoreCache | None = None) -> Assembled:
+    """NLVR2 → K = 2 views (``visual_index`` and ``image_id`` ``[N, 2]``: batches hold ``[B, 2, ...]``
+    visual arrays), ``label`` int64 ``[N]`` (1 true, 0 false)."""
     reader = _Reader(visual, max_regions)
     kept, report = _keep(records, reader, lambda r: tuple(r.image_ids), lambda r: f"pair {r.id}", missing)
     for r in kept:
@@ -277,11 +260,11 @@ def assemble_pairs(records: Sequence[PairRecord], visual, max_regions: int = 36,
         keys[i, 0], keys[i, 1] = r.image_ids
     label = np.array([r.label for r in kept], dtype=np.int64)
     return _finish(kept, keys, [r.statement for r in kept], [r.id for r in kept], reader, "nlvr", report,
-                   {"label": label})
+                   {"label": label}, cache)
 
 
 def assemble_entailment(records: Sequence[EntailRecord], visual, max_regions: int = 36, *,
-                        missing: str = "fail") -> Assembled:
+                        missing: str = "fail", cache: StoreCache | None = None) -> Assembled:
     """SNLI-VE → ``label`` int64 ``[N]`` (0 entailment, 1 neutral, 2 contradiction)."""
     reader = _Reader(visual, max_regions)
     kept, report = _keep(records, reader, lambda r: (r.image_id,), lambda r: f"pair {r.id}", missing)
@@ -290,21 +273,29 @@ def assemble_entailment(records: Sequence[EntailRecord], visual, max_regions: in
             raise DataError(f"pair {r.id}: label must be 0, 1 or 2, got {r.label!r}", r.source or None)
     label = np.array([r.label for r in kept], dtype=np.int64)
     return _finish(kept, _keys([r.image_id for r in kept]), [r.hypothesis for r in kept], [r.id for r in kept],
-                   reader, "snli-ve", report, {"label": label})
+                   reader, "snli-ve", report, {"label": label}, cache)
 
 
 # ----------------------------------------------------------------------------------- retrieval
-def _descriptor(reader: _Reader, key) -> np.ndarray:
-    """What hard negatives are ranked by: the mean of the image's first ``max_regions`` region
-    features, or for an image store its pixels mean-pooled on a 4 x 4 grid (48 values)."""
-    if not reader.is_image:
-        rf: RegionFeatures = reader.get(key)
-        return rf.features[: reader.max_regions].mean(axis=0)
-    img = reader.get(key)[0].astype(np.float32)
-    edges = np.linspace(0, img.shape[-1], 5).astype(int)[:-1]
-    sums = np.add.reduceat(np.add.reduceat(img, edges, axis=1), edges, axis=2)
-    counts = np.diff(np.append(edges, img.shape[-1]))
-    return (sums / np.outer(counts, counts)).reshape(-1)
+def descriptors(store: VisualStore, chunk: int = 4096) -> np.ndarray:
+    """What hard negatives are ranked by, float32 ``[M, D]`` per store row: the mean of the row's
+    real region features (its first ``max_regions``), or for pixels the image mean-pooled on a
+    4 x 4 grid per channel (48 values). Read in chunks of ``chunk`` rows."""
+    out = []
+    for start in range(0, len(store), chunk):
+        rows = np.arange(start, min(len(store), start + chunk))
+        if "regions" in store:
+            got = store.take(rows, keys=("regions", "region_mask"))
+            real = got["region_mask"][..., None]
+            total = (got["regions"].astype(np.float32) * real).sum(axis=1)
+            out.append(total / np.maximum(real.sum(axis=1), 1))
+            continue
+        img = store.take(rows, keys=("image",))["image"].astype(np.float32)  # [c, 3, S, S]
+        edges = np.linspace(0, img.shape[-1], 5).astype(int)[:-1]
+        sums = np.add.reduceat(np.add.reduceat(img, edges, axis=2), edges, axis=3)
+        counts = np.diff(np.append(edges, img.shape[-1]))
+        out.append((sums / np.outer(counts, counts)).reshape(len(rows), -1))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
 
 
 def pick_hard_negatives(desc: np.ndarray, k: int, *, pool: int | None = None, seed: int = 0) -> np.ndarray:
@@ -340,14 +331,15 @@ def pick_hard_negatives(desc: np.ndarray, k: int, *, pool: int | None = None, se
 
 def assemble_retrieval(records: Sequence[CaptionRecord], visual, split: str, max_regions: int = 36, *,
                        hard_negatives: int = 3, pool: int | None = None, seed: int = 0,
-                       missing: str = "fail") -> Assembled:
+                       missing: str = "fail", cache: StoreCache | None = None) -> Assembled:
     """Caption-image retrieval, one row per caption, ``label`` int64 ``[N]`` all 0.
 
-    ``split="train"``: K = 1 + ``hard_negatives`` views (visual arrays ``[N, K, ...]``,
-    ``image_id`` ``[N, K]``): view 0 the caption's image, then the images of the split most similar
-    to it (:func:`pick_hard_negatives` on :func:`_descriptor`), chosen once per image and identical for
-    all its captions - deterministic for the same records, store and seed. ``val`` / ``test``: no
-    K; the split's distinct ``image_id`` are the retrieval pool. ``records`` are the captions of that
+    ``split="train"``: K = 1 + ``hard_negatives`` views (``visual_index`` and ``image_id`` ``[N, K]``
+    into the store of the split's distinct images): view 0 the caption's image, then the images of
+    the split most similar to it (:func:`pick_hard_negatives` on :func:`descriptors` of the stored
+    features), chosen once per image and identical for all its captions - deterministic for the same
+    records, store and seed. ``val`` / ``test``: no K; the split's distinct ``image_id`` are the
+    retrieval pool. ``records`` are the captions of that
     one split (``split`` picks the layout, it filters nothing). ``meta["ids"]`` holds each row's
     index in ``records``; ``meta["hard_negatives"]`` maps each train image key to its negatives' keys."""
     if split not in ("train", "val", "test"):
@@ -357,17 +349,17 @@ def assemble_retrieval(records: Sequence[CaptionRecord], visual, split: str, max
     position = {id(r): i for i, r in enumerate(records)}
     texts, ids = [r.caption for r in kept], [position[id(r)] for r in kept]  # captions have no id: their index
     label = np.zeros(len(kept), dtype=np.int64)
+    captions = _keys([r.image_id for r in kept])
     if split != "train":
-        return _finish(kept, _keys([r.image_id for r in kept]), texts, ids, reader, "retrieval", report,
-                       {"label": label})
-    images = list(dict.fromkeys(normalize_image_key(r.image_id) for r in kept))
-    row = {key: i for i, key in enumerate(images)}
-    desc = np.stack([_descriptor(reader, key) for key in images]) if images else np.zeros((0, 1), np.float32)
-    neg = pick_hard_negatives(desc, hard_negatives, pool=pool, seed=seed)
-    keys = np.empty((len(kept), 1 + hard_negatives), dtype=object)
-    for i, r in enumerate(kept):
-        keys[i, 0] = r.image_id
-        keys[i, 1:] = [images[j] for j in neg[row[normalize_image_key(r.image_id)]]]
-    out = _finish(kept, keys, texts, ids, reader, "retrieval", report, {"label": label})
+        return _finish(kept, captions, texts, ids, reader, "retrieval", report, {"label": label}, cache)
+    rows, own = image_rows(captions)  # the store: the split's distinct images; own: each caption's row
+    store = build_visual_store(reader, rows, cache)
+    neg = pick_hard_negatives(descriptors(store), hard_negatives, pool=pool, seed=seed)
+    images = [normalize_image_key(row.key) for row in rows]
+    index = np.concatenate([own[:, None], neg[own]], axis=1)  # [N, K] store rows
+    keys = np.empty(index.shape, dtype=object)
+    for pos, j in np.ndenumerate(index):
+        keys[pos] = captions[pos[0]] if pos[1] == 0 else images[j]
+    out = _finish(kept, keys, texts, ids, reader, "retrieval", report, {"label": label}, cache, rows, index, store)
     out.meta["hard_negatives"] = {key: [images[j] for j in neg[i]] for i, key in enumerate(images)}
     return out

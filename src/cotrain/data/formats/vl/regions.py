@@ -126,13 +126,17 @@ class NpzRegionStore(_IndexedStore):
             self._files = files
         return self._files
 
-    def get(self, key: ImageKey) -> RegionFeatures:
-        """Regions of one image: features float32 ``[R, F]``, boxes float32 ``[R, 4]`` normalised."""
+    def path(self, key: ImageKey) -> Path:
+        """The ``.npz`` file of image ``key``; MissingImageError when there is none."""
         k = normalize_image_key(key)
         path = self._index().get(k)
         if path is None:
             raise MissingImageError(f"no region features for image {key!r} (no {k}.npz)", self.folder)
-        return read_npz_regions(path, f"image {key!r}")
+        return path
+
+    def get(self, key: ImageKey) -> RegionFeatures:
+        """Regions of one image: features float32 ``[R, F]``, boxes float32 ``[R, 4]`` normalised."""
+        return read_npz_regions(self.path(key), f"image {key!r}")
 
 
 def read_npz_regions(path: str | os.PathLike, where: str | None = None) -> RegionFeatures:

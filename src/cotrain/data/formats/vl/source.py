@@ -24,7 +24,10 @@ split that has one is an error naming both, since it would do nothing.
 
 Visual input: ``source.regions`` (a folder of ``<image_id>.npz`` or a bottom-up-attention
 ``.tsv``) or ``source.images`` (an image folder, resized to ``model.encoders.image.image_size``).
-The VQA answer vocabulary comes from the train split (``answer_min_count``, ``answer_top_k``).
+Each split's distinct images are read once into a visual store (:mod:`cotrain.data.stores`; rows
+reference it by ``visual_index``): in memory when small, else written to and memory-mapped from
+``<data root>/stores/<fingerprint>/`` (:func:`store_cache`), where the next run over the same
+files finds it. The VQA answer vocabulary comes from the train split (``answer_min_count``, ``answer_top_k``).
 What was skipped (missing images with ``missing: skip``, answers outside the vocabulary, ...) is
 printed as a one-line report per split.
 """
@@ -36,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...arrays import Split, TaskData
+from ...arrays import TaskData
 from ...errors import DataError
+from ...stores import StoreCache
 from .records import ENTAILMENT_LABELS
 
 SPLITS = ("train", "val", "test")
@@ -51,6 +55,7 @@ ROLES = {
     "refcoco": ("refs", "instances"), "visual7w": ("pointing",), "guesswhat": ("games",),
     "nlvr2": ("statements",), "snli_ve": ("pairs",),
 }
+STORE_MIN_BYTES = 64 << 20  # a split's visual store at least this large is cached on disk (see store_cache)
 MAIN_ROLES = {"coco_captions": ("karpathy", "captions"), "flickr30k": ("karpathy", "captions")}  # else ROLES[kind][0]
 
 
@@ -171,6 +176,14 @@ def _visual(src, image_size: int):
     return ImageFolderStore(src.images, image_size)
 
 
+def store_cache(cfg) -> StoreCache:
+    """Where the visual stores of real sources are cached: ``<data root>/stores/`` (``data.root``,
+    else ``$COTRAIN_DATA``, else ``~/.cache/cotrain``); stores under 64 MiB stay in memory."""
+    from ...sources import data_root
+
+    return StoreCache(data_root(cfg) / "stores", STORE_MIN_BYTES)
+
+
 def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
     """Read, assemble and wrap one real V&L task of an experiment config."""
     from . import assemble
@@ -187,35 +200,36 @@ def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
         raise DataError(f"task {task.name!r}: the {kind} files give no records for split(s) {empty}")
     visual = _visual(src, cfg.model.encoders.image.image_size)
     r_max = cfg.model.encoders.regions.max_regions
+    cache = store_cache(cfg)
     head = HEAD_TYPES[kind]
     vocab = build_answer_vocab(per["train"], min_count=src.answer_min_count, top_k=src.answer_top_k) if head == "vqa" else None
     splits, meta = {}, {}
     for s in SPLITS:
         recs = per[s]
         if head == "vqa":
-            out = assemble.assemble_vqa(recs, visual, vocab, r_max, missing=src.missing)
+            out = assemble.assemble_vqa(recs, visual, vocab, r_max, missing=src.missing, cache=cache)
             by_id = {r.question_id: r for r in recs}
             raw = [(list(by_id[q].answers) * 10)[:10] if by_id[q].answers else [""] * 10 for q in out.meta["ids"]]
             out.arrays["answers_raw"] = np.asarray(raw, dtype=str)
         elif head == "retrieval":
-            out = assemble.assemble_retrieval(recs, visual, s, r_max, seed=seed, missing=src.missing)
+            out = assemble.assemble_retrieval(recs, visual, s, r_max, seed=seed, missing=src.missing, cache=cache)
         elif head == "refexp":
-            out = assemble.assemble_refexp(recs, visual, r_max, missing=src.missing)
+            out = assemble.assemble_refexp(recs, visual, r_max, missing=src.missing, cache=cache)
         elif head == "nlvr":
-            out = assemble.assemble_pairs(recs, visual, r_max, missing=src.missing)
+            out = assemble.assemble_pairs(recs, visual, r_max, missing=src.missing, cache=cache)
         else:
-            out = assemble.assemble_entailment(recs, visual, r_max, missing=src.missing)
+            out = assemble.assemble_entailment(recs, visual, r_max, missing=src.missing, cache=cache)
         if out.report.skipped:
             print(f"[cotrain] {task.name}/{s}: {out.report.summary()}", file=sys.stderr)
         if len(out.arrays["label"]) == 0:
             raise DataError(f"task {task.name!r}: no usable {s} records remain ({out.report.summary()})")
-        splits[s] = Split(out.arrays)
+        splits[s] = out.split
         meta = {**meta, **{k: v for k, v in out.meta.items() if k not in ("ids", "image_keys", "class_names")}}
     classes = {
         "vqa": vocab, "retrieval": ["match"], "refexp": ["region"], "nlvr": ["false", "true"],
         "snli-ve": list(ENTAILMENT_LABELS),
     }[head]
     meta.update(head_type=head, source_kind=kind)
-    if "region_dim" not in meta and "regions" in splits["train"].arrays:
-        meta["region_dim"] = int(splits["train"].arrays["regions"].shape[-1])
+    if "region_dim" not in meta and "regions" in splits["train"]:
+        meta["region_dim"] = int(splits["train"].stores["visual"].arrays["regions"].shape[-1])
     return TaskData(task.name, "vl", list(classes), splits["train"], splits["val"], splits["test"], meta=meta)

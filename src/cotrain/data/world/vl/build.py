@@ -1,9 +1,11 @@
 """``build_vl_world_task``: generate (or load from the cache) one of the twelve V&L tasks of the world.
 
 Arrays follow ``docs/vl-contract.md``. Every split has ``text_raw`` (str ``[N]``), ``image_id``
-(int64, the pool scene), ``image`` (uint8 pixels), ``regions`` / ``boxes`` / ``region_mask`` (the
-proposals, see :mod:`.regions`) and ``label``; K-view tasks (``nlvr`` K = 2, retrieval train K = 4)
-carry a view axis after N. Per head type:
+(int64, the pool scene), ``label`` and ``visual_index`` (int64) into the split's store ``visual``,
+which holds each scene once: ``image`` (uint8 pixels), ``regions`` (float16) / ``boxes`` /
+``region_mask`` (the proposals, see :mod:`.regions`); pointing / guesswhat rows, whose proposals
+are their own candidates, each have their own store row. K-view tasks (``nlvr`` K = 2, retrieval
+train K = 4) carry a view axis after N. Per head type:
 
 - ``vqa`` (``vqa``, ``vgqa``, ``gqa``): ``answers`` int64 ``[N, 10]``, ``label`` float32 ``[N, A]`` soft
   scores, ``about_object`` int64 ``[N]`` (the object the question is about, -1 if none),
@@ -43,7 +45,7 @@ from .scenes import SceneStream, pool_scene
 from .visuals import Visuals
 
 # Bump when generated content changes, so stale caches are not reused.
-VL_GENERATOR_VERSION = 1
+VL_GENERATOR_VERSION = 2  # 2: visual arrays stored once per scene (a store + visual_index)
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,9 @@ def _gen_refexp(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
     arrays = ctx.vis.arrays(ids, box_lists if box_lists else None)
     size = ctx.vis.size
     target_box = (targets / size).astype(np.float32)
-    overlap = iou(arrays["boxes"].astype(np.float64), target_box[:, None, :].astype(np.float64))
-    label = np.where(arrays["region_mask"] & (overlap >= 0.5), overlap, 0.0).astype(np.float32)
+    props = arrays["visual"].take(arrays["visual_index"], keys=("boxes", "region_mask"))
+    overlap = iou(props["boxes"].astype(np.float64), target_box[:, None, :].astype(np.float64))
+    label = np.where(props["region_mask"] & (overlap >= 0.5), overlap, 0.0).astype(np.float32)
     return {
         **arrays,
         "text_raw": _texts([r.text for r in refs]),
@@ -213,7 +216,7 @@ REQUIRED = {
     "nlvr": (),
     "snli-ve": (),
 }
-COMMON_KEYS = ("text_raw", "image_id", "image", "regions", "boxes", "region_mask", "label")
+COMMON_KEYS = ("text_raw", "image_id", "visual_index", "label")
 
 
 def vl_cache_key(name: str, params: dict) -> str:
@@ -238,8 +241,9 @@ def build_vl_world_task(
 ) -> TaskData:
     """Generate V&L task ``name`` (see :data:`VL_TASKS`) of the procedural world, modality ``"vl"``.
 
-    Deterministic in its arguments; with ``cache_dir`` the arrays are saved once (atomically) to
-    ``cache_dir/vl-<name>-<hash of the arguments and generator versions>.npz`` and loaded afterwards.
+    Deterministic in its arguments; with ``cache_dir`` the row arrays are saved once (atomically) to
+    ``cache_dir/vl-<name>-<hash of the arguments and generator versions>.npz`` and the stores next to
+    it (``.stores/<split>-visual/``), and loaded afterwards (the stores memory-mapped).
     """
     if name not in VL_TASKS:
         raise ValueError(f"unknown V&L world task {name!r}; valid names: {', '.join(VL_TASKS)}")

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...stores import stack_store
 from ..render import render_scene
 from ..scene import Scene
 from .regions import REGION_DIM, batch_proposals, pack_regions, scene_proposals
@@ -74,9 +75,15 @@ class Visuals:
                 _REGIONS.put(keys[n], got[n])
         return tuple(np.stack([g[k] for g in got]) for k in range(3))  # type: ignore[return-value]
 
-    def arrays(self, ids: np.ndarray, box_lists: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """``image``, ``regions``, ``boxes``, ``region_mask`` and ``image_id`` for ``ids`` (``[N]`` or
-        ``[N, K]``): the scenes' proposals, or the given pixel boxes per row (``[N]`` ids only)."""
+    def arrays(self, ids: np.ndarray, box_lists: list[np.ndarray] | None = None) -> dict:
+        """The visual columns of rows showing scenes ``ids`` (``[N]`` or ``[N, K]``): ``image_id``
+        (= ``ids``), ``visual_index`` int64 (same shape) and ``visual``, a
+        :class:`~cotrain.data.stores.VisualStore` with ``image`` uint8 ``[M, 3, S, S]``, ``regions``
+        float16 ``[M, R, F]``, ``boxes`` float32 ``[M, R, 4]`` and ``region_mask`` bool ``[M, R]``.
+
+        With the scenes' own proposals each distinct scene is stored once (M = distinct ids); with
+        per-row pixel boxes ``box_lists`` (``[N]`` ids only: candidates of one expression) each row
+        has its own store row (M = N)."""
         ids = np.asarray(ids, dtype=np.int64)
         flat = ids.reshape(-1)
         s, r = self.size, self.max_regions
@@ -84,19 +91,15 @@ class Visuals:
             images = np.zeros((0, 3, s, s), np.uint8)
             regions, norm, mask = pack_regions(images, [], r)
             inv = np.zeros(0, dtype=np.int64)
-        elif box_lists is None:
-            uniq, inv = np.unique(flat, return_inverse=True)
+        elif box_lists is None:  # distinct scenes in first-use order, so a prefix of rows keeps its indexes
+            _, first, inv = np.unique(flat, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            uniq, inv = flat[first[order]], np.argsort(order)[inv.reshape(-1)]
             images = np.stack([self.image(i) for i in uniq])
             regions, norm, mask = self._standard(uniq)
         else:
             images = np.stack([self.image(i) for i in flat])
             regions, norm, mask = pack_regions(images, box_lists, r)
             inv = np.arange(len(flat))
-        lead = ids.shape
-        return {
-            "image": images[inv].reshape(*lead, 3, s, s),
-            "regions": regions[inv].reshape(*lead, r, REGION_DIM),
-            "boxes": norm[inv].reshape(*lead, r, 4),
-            "region_mask": mask[inv].reshape(*lead, r),
-            "image_id": ids,
-        }
+        store = stack_store({"image": images, "regions": regions, "boxes": norm, "region_mask": mask})
+        return {"image_id": ids, "visual_index": inv.astype(np.int64).reshape(ids.shape), "visual": store}
