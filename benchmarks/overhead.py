@@ -40,7 +40,7 @@ def make_data(n: int = 512, seed: int = 0) -> dict[str, TaskData]:
         def split(m):
             x = rng.integers(0, 256, (m, *shapes[mod]), dtype=np.uint8) if mod != "audio" else rng.standard_normal((m, 8000)).astype(np.float32)
             return Split({mod: x, "label": rng.integers(0, 10, m).astype(np.int64)})
-        out[name] = TaskData(name, mod, [str(i) for i in range(10)], split(n), split(64), split(64), sample_rate=8000 if mod == "audio" else None)
+        out[name] = TaskData(name, [str(i) for i in range(10)], split(n), split(64), split(64), sample_rate=8000 if mod == "audio" else None)
     return out
 
 

@@ -26,7 +26,7 @@ def synthetic_split(modality: str, n: int, classes: int, rng: np.random.Generato
 def synthetic_task(name: str, modality: str, classes: int = 3, n: int = 96, seed: int = 0) -> TaskData:
     rng = np.random.default_rng(seed)
     splits = [synthetic_split(modality, m, classes, rng) for m in (n, 48, 48)]
-    return TaskData(name, modality, [f"c{i}" for i in range(classes)], *splits,
+    return TaskData(name, [f"c{i}" for i in range(classes)], *splits,
                     sample_rate=8000 if modality == "audio" else None)
 
 

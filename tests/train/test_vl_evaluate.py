@@ -33,7 +33,7 @@ def vqa_data(answers, answer_type=None, answers_raw=None) -> TaskData:
     if answers_raw is not None:
         arrays["answers_raw"] = np.array(answers_raw)
     s = Split(arrays)
-    return TaskData("vqa", "vl", NAMES, s, s, s, multilabel=True, meta={"head_type": "vqa"})
+    return TaskData("vqa", NAMES, s, s, s, multilabel=True, meta={"head_type": "vqa"})
 
 
 ANSWERS = [[YES] * 10, [NO] * 10, [TWO] * 2 + [RED] * 8, [RED] * 3 + [-1] * 7, [TWO] * 10]

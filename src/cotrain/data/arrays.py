@@ -35,6 +35,10 @@ from .ragged import Ragged
 from .stores import VisualStore
 
 INPUT_KEYS = ("image", "video", "audio", "text")
+# input kind -> the array that gives it (cotrain.encoders reads these; a V&L source's text is text_raw
+# until the tokenizer turns it into text)
+INPUT_ARRAYS = {"image": ("image",), "video": ("video",), "audio": ("audio",), "text": ("text", "text_raw"),
+                "regions": ("regions",)}
 
 
 @dataclass(repr=False)
@@ -157,12 +161,16 @@ def batch_to(batch: dict, device) -> dict:
             for k, v in batch.items()}
 
 
+def split_inputs(split: Split) -> tuple[str, ...]:
+    """The input kinds a split's arrays (or stores) give."""
+    return tuple(kind for kind, keys in INPUT_ARRAYS.items() if any(k in split for k in keys))
+
+
 @dataclass
 class TaskData:
     """All splits of one task plus what a head and an encoder need to know about it."""
 
     name: str
-    modality: str  # the input key the task reads: image | video | audio | text; "vl" for V&L tasks
     class_names: list[str]
     train: Split
     val: Split
@@ -173,10 +181,16 @@ class TaskData:
 
     def __post_init__(self) -> None:
         for split_name in ("train", "val", "test"):
-            split = getattr(self, split_name)
-            need = ("text", "text_raw") if self.modality == "vl" else (self.modality,)
-            if not any(k in split.arrays for k in need):
-                raise ValueError(f"task {self.name!r}: {split_name} split has no {' or '.join(map(repr, need))} array")
+            if not split_inputs(getattr(self, split_name)):
+                raise ValueError(f"task {self.name!r}: {split_name} split has no input array "
+                                 f"({', '.join(k for keys in INPUT_ARRAYS.values() for k in keys)})")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The input kinds the data gives (in every split), e.g. ``("audio",)`` or, for the world's
+        V&L tasks, ``("image", "text", "regions")``; a task reads some of them (``tasks[].inputs``)."""
+        found = [split_inputs(getattr(self, s)) for s in ("train", "val", "test")]
+        return tuple(k for k in found[0] if all(k in f for f in found[1:]))
 
     @property
     def num_classes(self) -> int:

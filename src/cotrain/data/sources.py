@@ -14,48 +14,14 @@ from ..config import VL_FORMAT_KINDS, ExperimentConfig, TaskConfig
 from .arrays import TaskData
 from .errors import DataError
 
-SOURCE_MODALITY = {
-    "image_folder": "image",
-    "audio_folder": "audio",
-    "video_folder": "video",
-    "text_tsv": "text",
-}
-
-
 def data_root(cfg: ExperimentConfig) -> Path:
     """Where generated world data is cached: ``data.root``, else ``$COTRAIN_DATA``, else ``~/.cache/cotrain``."""
     root = cfg.data.root or os.environ.get("COTRAIN_DATA") or Path.home() / ".cache" / "cotrain"
     return Path(root).expanduser()
 
 
-def task_modality(task: TaskConfig) -> str:
-    """The modality a task reads, known from its config alone (no data loaded)."""
-    found = _source_modality(task)
-    if task.modality is not None and task.modality != found:
-        raise DataError(f"task {task.name!r} declares modality {task.modality!r} but its source gives {found!r}")
-    return found
-
-
-def _source_modality(task: TaskConfig) -> str:
-    if task.source.kind == "world":
-        from .world import WORLD_TASKS
-        from .world.vl.build import VL_TASKS
-
-        if task.source.name in VL_TASKS:
-            return "vl"
-        if task.source.name not in WORLD_TASKS:
-            raise DataError(
-                f"task {task.name!r}: unknown world task {task.source.name!r}; "
-                f"available: {sorted(WORLD_TASKS) + sorted(VL_TASKS)}"
-            )
-        return WORLD_TASKS[task.source.name]
-    if task.source.kind in VL_FORMAT_KINDS:
-        return "vl"
-    return SOURCE_MODALITY[task.source.kind]
-
-
 def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -> TaskData:
-    from .world import build_world_task
+    from .world import build_world_task, world_task_inputs
     from .world.vl.build import VL_TASKS, build_vl_world_task
 
     enc, src = cfg.model.encoders, task.source
@@ -65,7 +31,7 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
     )
     if src.name in VL_TASKS:
         return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions, **common)
-    size = enc.video.image_size if task_modality(task) == "video" else enc.image.image_size
+    size = enc.video.image_size if world_task_inputs(src.name) == ("video",) else enc.image.image_size
     return build_world_task(
         src.name, image_size=size, frames=enc.video.frames, sample_rate=enc.audio.sample_rate,
         seconds=enc.audio.seconds, **common,
@@ -133,14 +99,13 @@ BUILDERS: dict[str, Callable[..., TaskData]] = {
 def build_tokenizer_for(
     cfg: ExperimentConfig, vocab_file: str | Path | None = None, extra_texts: list[str] | None = None
 ):
-    """The tokenizer for an experiment's text and vision-and-language tasks, or None when no task
-    reads text.
+    """The tokenizer for an experiment's text, or None when no task reads text.
 
     ``vocab_file`` (a checkpoint's vocab.txt) wins over the config, so a loaded model keeps its ids.
     A vocabulary built from data learns from the text TSVs' training sentences plus ``extra_texts``
-    (the V&L tasks' training questions / captions).
+    (the other tasks' training ``text_raw``: questions, captions, premises).
     """
-    text_tasks = [t for t in cfg.tasks if task_modality(t) == "text"]
+    text_tasks = [t for t in cfg.tasks if t.source.kind == "text_tsv"]
     if not text_tasks and not extra_texts and vocab_file is None:
         return None
     from .tokenizer import build_tokenizer
@@ -160,12 +125,12 @@ def build_tokenizer_for(
     return build_tokenizer(tcfg, texts + list(extra_texts or []))
 
 
-def tokenize_vl(data: TaskData, tokenizer, max_len: int) -> TaskData:
-    """Add ``text`` int64 ``[N, max_len]`` to every split of a V&L task from its ``text_raw``."""
+def tokenize_texts(data: TaskData, tokenizer, max_len: int) -> TaskData:
+    """Add ``text`` int64 ``[N, max_len]`` to every split of a task from its ``text_raw``."""
     for split in (data.train, data.val, data.test):
         raw = split.arrays.get("text_raw")
         if raw is None:
-            raise DataError(f"task {data.name!r}: a vision-and-language split has no text_raw array")
+            raise DataError(f"task {data.name!r}: a split has no text_raw array to tokenise")
         split.arrays["text"] = tokenizer.encode([str(x) for x in raw], max_len)
     return data
 
@@ -174,7 +139,7 @@ def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, 
     data = BUILDERS[task.source.kind](task, cfg, progress, tokenizer)
     data.name = task.name
     rate = cfg.model.encoders.audio.sample_rate
-    if data.modality == "audio" and data.sample_rate != rate:
+    if "audio" in data.inputs and data.sample_rate != rate:
         raise DataError(f"task {task.name!r} gives audio at {data.sample_rate} Hz but the audio encoder expects {rate} Hz")
     return data
 
@@ -182,19 +147,27 @@ def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, 
 def build_all_task_data(
     cfg: ExperimentConfig, *, progress: bool = False, vocab_file: str | Path | None = None
 ) -> tuple[dict[str, TaskData], object | None]:
-    """Load every task of ``cfg``; returns ``({task: TaskData}, tokenizer or None)``."""
-    modality = {t.name: task_modality(t) for t in cfg.tasks}  # unknown names fail before any work
-    vl = {t.name: build_task_data(t, cfg, progress=progress) for t in cfg.tasks if modality[t.name] == "vl"}
-    if cfg.data.clean and vl:
+    """Load every task of ``cfg``; returns ``({task: TaskData}, tokenizer or None)``.
+
+    Order: every source that needs no tokenizer; the clean split (``data.clean``) over the tasks with
+    image ids; the tokenizer (from the text TSVs and every task's training ``text_raw``); each task's
+    ``text_raw`` tokenised; the text TSVs, read with the tokenizer."""
+    from ..tasks import task_inputs
+
+    for t in cfg.tasks:  # unknown world names or input kinds fail before any work
+        task_inputs(t)
+    first = {t.name: build_task_data(t, cfg, progress=progress) for t in cfg.tasks if t.source.kind != "text_tsv"}
+    with_ids = {n: d for n, d in first.items() if "image_id" in d.train}
+    if cfg.data.clean and with_ids:
         from .clean_split import clean_task_data
 
-        clean_task_data(vl)
-    extra = [str(x) for d in vl.values() for x in d.train.arrays["text_raw"]]
+        clean_task_data(with_ids)
+    extra = [str(x) for d in first.values() if "text_raw" in d.train.arrays for x in d.train.arrays["text_raw"]]
     tokenizer = build_tokenizer_for(cfg, vocab_file, extra)
     out = {}
     for t in cfg.tasks:
-        if t.name in vl:
-            out[t.name] = tokenize_vl(vl[t.name], tokenizer, cfg.model.encoders.text.max_len)
-        else:
-            out[t.name] = build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
+        d = first.get(t.name) or build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
+        if "text_raw" in d.train.arrays and tokenizer is not None:
+            tokenize_texts(d, tokenizer, cfg.model.encoders.text.max_len)
+        out[t.name] = d
     return out, tokenizer

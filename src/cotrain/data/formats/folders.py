@@ -211,7 +211,6 @@ def _read_folder(
     }
     return TaskData(
         name=task_name,
-        modality=modality,
         class_names=list(layout.class_names),
         train=splits["train"],
         val=splits["val"],

@@ -151,7 +151,6 @@ def read_text_tsv(
     }
     return TaskData(
         name=name or p.stem,
-        modality="text",
         class_names=class_names,
         train=splits["train"],
         val=splits["val"],

@@ -236,7 +236,6 @@ def build_world_task(
         meta["extra"] = extra  # e.g. digit_index: which sklearn digit each example shows
     return TaskData(
         name=name,
-        modality=modality,
         class_names=list(CLASS_NAMES[name]),
         train=splits["train"],
         val=splits["val"],

@@ -232,4 +232,4 @@ def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
     meta.update(head_type=head, source_kind=kind)
     if "region_dim" not in meta and "regions" in splits["train"]:
         meta["region_dim"] = int(splits["train"].stores["visual"].arrays["regions"].shape[-1])
-    return TaskData(task.name, "vl", list(classes), splits["train"], splits["val"], splits["test"], meta=meta)
+    return TaskData(task.name, list(classes), splits["train"], splits["val"], splits["test"], meta=meta)

@@ -239,7 +239,7 @@ def build_vl_world_task(
     max_regions: int = 12,
     progress: bool = False,
 ) -> TaskData:
-    """Generate V&L task ``name`` (see :data:`VL_TASKS`) of the procedural world, modality ``"vl"``.
+    """Generate V&L task ``name`` (see :data:`VL_TASKS`) of the procedural world (inputs: regions, image and text).
 
     Deterministic in its arguments; with ``cache_dir`` the row arrays are saved once (atomically) to
     ``cache_dir/vl-<name>-<hash of the arguments and generator versions>.npz`` and the stores next to
@@ -283,7 +283,6 @@ def build_vl_world_task(
     }
     return TaskData(
         name=name,
-        modality="vl",
         class_names=vl_class_names(name),
         train=splits["train"],
         val=splits["val"],
