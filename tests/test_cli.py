@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from cotrain.cli import main
+from cotrain.errors import InputError
 
 
 def make_image_folder(root: Path, n: int = 24) -> Path:
@@ -96,7 +97,7 @@ def test_eval_predict_api_agree(trained, capsys):
     assert model.predict("bright", dark[0])[0]["label"] == "dark"
     arr = np.full((3, 16, 16), 220, np.uint8)  # an array in the batch layout, one example
     assert model.predict("bright", arr)[0]["label"] == "bright"
-    with pytest.raises(KeyError, match="this model knows"):
+    with pytest.raises(InputError, match="this model knows"):
         model.predict("nope", arr)
     with pytest.raises(ValueError, match=r"\[B,3,H,W\]"):
         model.predict("bright", np.zeros((2, 2), np.uint8))
@@ -208,3 +209,80 @@ def test_cli_sets_the_openmp_wait_policy_before_torch_loads(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "0 [False] PASSIVE True"
+
+
+def _write(path, how):
+    if how == "text":
+        path.write_text("hello")
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "wav":
+        sf.write(path, np.zeros(800, np.float32), 8000)
+    elif how == "mp4-bytes":
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    elif how == "jpg":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "task, name, how, message",
+    [
+        ("bright", "notes.txt", "text", "task 'bright' reads image files"),
+        ("bright", "empty.png", "empty", "empty file"),
+        ("bright", "tone.wav", "wav", "is an audio file"),
+        ("bright", "clip.mp4", "mp4-bytes", "is a video file"),
+        ("tone", "pic.jpg", "jpg", "is an image file"),
+        ("tone", "absent.wav", None, "input file not found"),
+    ],
+)
+def test_predict_names_an_unreadable_input_and_the_expected_kind(trained, tmp_path, capsys, task, name, how, message):
+    path = _write(tmp_path / name, how)
+    assert main(["predict", str(trained / "run"), "--task", task, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cotrain predict: error:") and "Traceback" not in err
+    assert str(path) in err and message in err
+
+
+def test_predict_plain_output_echoes_each_input(trained, capsys):
+    dark = sorted((trained / "img" / "dark").glob("*.png"))[:3]
+    assert main(["predict", str(trained / "run"), "--task", "bright", *map(str, dark), "--batch-size", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in dark]
+
+
+def test_the_cli_prints_its_own_errors_as_one_line_and_lets_bugs_raise(monkeypatch, capsys):
+    import cotrain.cli as cli
+    from cotrain.config import ConfigError
+
+    def config_problem(args):
+        raise ConfigError("tasks[a].batch_size: unknown key")
+
+    def bug(args):
+        return {}["a key that is not there"]  # a KeyError from a real bug must keep its traceback
+
+    monkeypatch.setattr(cli, "cmd_info", config_problem)
+    assert main(["info"]) == 1
+    assert capsys.readouterr().err.strip() == "cotrain info: error: tasks[a].batch_size: unknown key"
+    monkeypatch.setattr(cli, "cmd_info", bug)
+    with pytest.raises(KeyError, match="a key that is not there"):
+        main(["info"])
+    monkeypatch.setattr(cli, "cmd_info", lambda args: int("x"))  # a ValueError from a bug, likewise
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(["info"])
+
+
+def test_predict_from_python_runs_a_list_in_batches(trained, monkeypatch):
+    import cotrain
+
+    model = cotrain.load(trained / "run")
+    files = sorted((trained / "img" / "dark").glob("*.png"))[:5] + sorted((trained / "img" / "bright").glob("*.png"))[:5]
+    one_by_one = [model.predict("bright", f)[0] for f in files]
+    sizes = []
+    forward = model.model.forward
+    monkeypatch.setattr(model.model, "forward", lambda batch, task: sizes.append(len(batch["image"])) or forward(batch, task))
+    batched = model.predict("bright", files, batch_size=4)
+    assert sizes == [4, 4, 2]
+    assert [r["label"] for r in batched] == [r["label"] for r in one_by_one]
+    for a, b in zip(batched, one_by_one):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)

@@ -161,13 +161,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     spec = pred.spec(args.task)
     if spec.modality == "vl":
         return _predict_vl(pred, args)
+    if args.text or args.image:
+        raise InputError(f"task {args.task!r} reads {spec.modality}: give INPUT files (or sentences for a text task), "
+                         "not --text / --image (those are for vision-and-language tasks)")
     if not args.inputs:
-        raise ValueError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
-    if spec.modality != "text":
-        missing = [p for p in args.inputs if not Path(p).is_file()]
-        if missing:
-            raise FileNotFoundError(f"input file(s) not found: {missing}")
-    rows = predict_many(pred, args.task, args.inputs)
+        raise InputError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
+    rows = predict_many(pred, args.task, args.inputs, batch_size=args.batch_size)
     for inp, row in zip(args.inputs, rows):
         if args.json:
             print(json.dumps({"input": inp, **row}))
@@ -179,22 +178,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_vl(pred, args: argparse.Namespace) -> int:
     if not args.text or not args.image:
-        raise ValueError(f"task {args.task!r} is vision-and-language: give --text and --image (twice for nlvr; "
+        raise InputError(f"task {args.task!r} is vision-and-language: give --text and --image (twice for nlvr; "
                          "every candidate image for retrieval)")
+    if args.inputs:
+        raise InputError(f"task {args.task!r} takes --text and --image, not INPUT arguments (got {args.inputs})")
     head = pred.spec(args.task).head_type
-    example = {"text": args.text, "images": args.image} if head in ("nlvr", "retrieval") or len(args.image) > 1 else \
-        {"text": args.text, "image": args.image[0]}
-    row = pred.predict(args.task, example, top_k=args.top_k)[0]
-    if args.json:
-        print(json.dumps({"text": args.text, "images": args.image, **row}))
-    elif head == "retrieval":
-        for rank, i in enumerate(row["ranking"][: args.top_k], 1):
-            print(f"{rank}\t{args.image[i]}\t{row['scores'][i]:.3f}")
-    elif head == "refexp":
-        print(f"region {row['region']}\tbox {row['box']}\t{row['score']:.3f}")
-    else:
-        alts = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
-        print(f"{row['label']}\t{row['score']:.3f}\t({alts})")
+    # every --text is one example over the same image(s): several questions about one scene
+    examples = [{"text": text, "images": args.image} if head in ("nlvr", "retrieval") or len(args.image) > 1 else
+                {"text": text, "image": args.image[0]} for text in args.text]
+    rows = pred.predict(args.task, examples, top_k=args.top_k, batch_size=args.batch_size)
+    for text, row in zip(args.text, rows):
+        if args.json:
+            print(json.dumps({"text": text, "images": args.image, **row}))
+            continue
+        print(f"{text}\t{' '.join(args.image)}")
+        if head == "retrieval":
+            for rank, i in enumerate(row["ranking"][: args.top_k], 1):
+                print(f"  {rank}\t{args.image[i]}\t{row['scores'][i]:.3f}")
+        elif head == "refexp":
+            print(f"  region {row['region']}\tbox {row['box']}\t{row['score']:.3f}")
+        else:
+            alts = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
+            print(f"  {row['label']}\t{row['score']:.3f}\t({alts})")
     return 0
 
 
@@ -231,7 +236,7 @@ def cmd_data_clean(args: argparse.Namespace) -> int:
     data = {t.name: build_task_data(t, cfg, progress=not args.quiet) for t in cfg.tasks if task_modality(t) == "vl"}
     report = clean_task_data(data)
     if report is None:
-        raise ValueError(f"config {cfg.name!r} has no task with image ids (vision-and-language tasks) to clean")
+        raise InputError(f"config {cfg.name!r} has no task with image ids (vision-and-language tasks) to clean")
     print(f"[cotrain] clean multi-task split of {len(data)} tasks: every train/val row whose image is in any task's test split is removed")
     print(format_clean_report(report))
     if args.json:
@@ -303,10 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("checkpoint")
     pd.add_argument("--task", required=True)
     pd.add_argument("inputs", nargs="*", metavar="INPUT")
-    pd.add_argument("--text", help="vision-and-language tasks: the question / caption / expression / statement")
+    pd.add_argument("--text", action="append", help="vision-and-language tasks: the question / caption / expression / "
+                    "statement; repeat it to ask several about the same image(s) (one result each)")
     pd.add_argument("--image", action="append", metavar="FILE", help="vision-and-language tasks: a region file (.npz) or "
                     "picture; repeat for nlvr (left, right) and for retrieval (the images to rank)")
     pd.add_argument("--top-k", type=int, default=3)
+    pd.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
     pd.add_argument("--json", action="store_true", help="one JSON object per line")
     pd.set_defaults(func=cmd_predict)
 
@@ -367,20 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .config import ConfigError
-    from .data.errors import DataError
-    from .train.checkpoint import CheckpointError
-    from .train.trainer import TrainingDiverged
+    from .errors import CotrainError
 
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
             return int(args.func(args) or 0)
-    except (ConfigError, DataError, CheckpointError, TrainingDiverged, FileNotFoundError, KeyError, ValueError) as err:
+    except CotrainError as err:  # the project's own errors (config, data, checkpoint, input, diverged): one line
         if os.environ.get("COTRAIN_DEBUG"):
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"cotrain {args.command}: error: {msg}", file=sys.stderr)
+        print(f"cotrain {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact", file=sys.stderr)
