@@ -24,6 +24,7 @@ EPILOG = """examples:
   cotrain data generate --demo                          generate and cache the world data of a config
   cotrain data clean --vl                               the clean multi-task split of the 12 V&L tasks
   cotrain finetune runs/vl12 --task refcoco             multi-task -> single-task fine-tuning
+  cotrain train --mix                                  one model on image, video, audio, text and V&L tasks at once
 """
 
 
@@ -32,6 +33,8 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. run.steps=500 tasks.shapes.batch_size=16")
     p.add_argument("--demo", action="store_true", help="use the embedded demo config (7 image / video / audio tasks)")
     p.add_argument("--vl", action="store_true", help="use the embedded vision-and-language config (the 12 tasks of 12-in-1)")
+    p.add_argument("--mix", action="store_true", help="use the embedded mixed config: one model on image, video, audio, "
+                   "text and vision-and-language tasks at once")
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -41,22 +44,23 @@ def _load_cfg(args: argparse.Namespace):
     if config is not None and "=" in config:  # `cotrain train --demo run.steps=10`
         overrides.insert(0, config)
         config = None
-    if getattr(args, "vl", False) and config is None:
-        path = default_config_path("vl12")
-    elif args.demo or config is None:
-        if config is None and not args.demo:
-            raise ConfigError("give a config file, or --demo / --vl for an embedded default")
-        path = default_config_path("demo")
+    embedded = [name for flag, name in (("demo", "demo"), ("vl", "vl12"), ("mix", "mix")) if getattr(args, flag, False)]
+    if len(embedded) > 1:
+        raise ConfigError("give one of --demo, --vl and --mix")
+    if embedded and config is None:
+        path = default_config_path(embedded[0])
+    elif config is None:
+        raise ConfigError("give a config file, or --demo / --vl / --mix for an embedded default")
     else:
         path = Path(config)
     cfg = load_config(path, overrides)
-    if args.demo:
-        cfg = _demo_adjust(cfg)
+    if embedded and config is None:
+        cfg = _without_missing_speech(cfg)
     return cfg
 
 
-def _demo_adjust(cfg):
-    """Drop spoken-digits from the demo when espeak-ng is not installed (with a note)."""
+def _without_missing_speech(cfg):
+    """Drop spoken-digits from an embedded config when espeak-ng is not installed (with a note)."""
     from .data.world import espeak_available
 
     if espeak_available():
@@ -91,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     results = trainer.fit()
     print(f"[cotrain] trained in {time.perf_counter() - t1:.1f}s; checkpoint {trainer.last_checkpoint}")
-    print(format_results(results, data))
+    print(format_results(results, {s.name: s for s in trainer.specs}))
     beat = sum(r["value"] > r["chance"] for r in results.values())
     print(f"[cotrain] {beat}/{len(results)} tasks beat chance; total wall time {time.perf_counter() - t0:.1f}s")
     return 0
@@ -100,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
     from .data.sources import build_all_task_data
-    from .train.evaluate import evaluate_task, task_metric
+    from .train.evaluate import evaluate_task
     from .train.trainer import format_results
 
     pred = load(args.checkpoint)
@@ -114,13 +118,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data, _ = build_all_task_data(cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None)
     results = {
         t.name: evaluate_task(
-            pred.model, t.name, data[t.name], task_metric(t, data[t.name]), args.split, t.eval_batch_size or 128,
+            pred.model, t.name, data[t.name], pred.spec(t.name).metric, args.split, t.eval_batch_size or 128,
             options=cfg.run,
         )
         for t in cfg.tasks
     }
     print(f"[cotrain] {pred.checkpoint} on {args.split}")
-    print(format_results(results, data))
+    print(format_results(results, pred.specs))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
@@ -137,7 +141,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     )
     print(f"[cotrain] fine-tuned {args.task} from {args.checkpoint} ({transfer['copied']} tensors transferred, "
           f"{transfer['skipped']} new) in {time.perf_counter() - t0:.1f}s; checkpoint {trainer.last_checkpoint}")
-    print(format_results(results, trainer.data))
+    print(format_results(results, {s.name: s for s in trainer.specs}))
     return 0
 
 
@@ -148,7 +152,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         args.checkpoint, args.task, epochs=args.epochs, n_train=args.n_train, seed=args.seed, data_root=args.data_root
     )
     print(
-        f"[cotrain] linear probe of {args.checkpoint} on {args.task} ({result['modality']}, trunk frozen): "
+        f"[cotrain] linear probe of {args.checkpoint} on {args.task} ({result['inputs']}, trunk frozen): "
         f"val {result['val']:.3f}  test {result['test']:.3f}  chance {result['chance']:.3f}"
     )
     return 0
@@ -159,11 +163,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     pred = load(args.checkpoint)
     spec = pred.spec(args.task)
-    if spec.modality == "vl":
+    if len(spec.inputs) > 1:
         return _predict_vl(pred, args)
     if args.text or args.image:
-        raise InputError(f"task {args.task!r} reads {spec.modality}: give INPUT files (or sentences for a text task), "
-                         "not --text / --image (those are for vision-and-language tasks)")
+        raise InputError(f"task {args.task!r} reads {spec.inputs[0]}: give INPUT files (or sentences for a text task), "
+                         "not --text / --image (those are for tasks that read an image and a text)")
     if not args.inputs:
         raise InputError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
     rows = predict_many(pred, args.task, args.inputs, batch_size=args.batch_size)
@@ -182,9 +186,11 @@ def _predict_vl(pred, args: argparse.Namespace) -> int:
                          "every candidate image for retrieval)")
     if args.inputs:
         raise InputError(f"task {args.task!r} takes --text and --image, not INPUT arguments (got {args.inputs})")
-    head = pred.spec(args.task).head_type
+    from .heads import head_class
+
+    head = head_class(pred.spec(args.task).head_kind)
     # every --text is one example over the same image(s): several questions about one scene
-    examples = [{"text": text, "images": args.image} if head in ("nlvr", "retrieval") or len(args.image) > 1 else
+    examples = [{"text": text, "images": args.image} if head.views or head.ranks or len(args.image) > 1 else
                 {"text": text, "image": args.image[0]} for text in args.text]
     rows = pred.predict(args.task, examples, top_k=args.top_k, batch_size=args.batch_size)
     for text, row in zip(args.text, rows):
@@ -192,10 +198,10 @@ def _predict_vl(pred, args: argparse.Namespace) -> int:
             print(json.dumps({"text": text, "images": args.image, **row}))
             continue
         print(f"{text}\t{' '.join(args.image)}")
-        if head == "retrieval":
+        if head.ranks:
             for rank, i in enumerate(row["ranking"][: args.top_k], 1):
                 print(f"  {rank}\t{args.image[i]}\t{row['scores'][i]:.3f}")
-        elif head == "refexp":
+        elif "region" in row:
             print(f"  region {row['region']}\tbox {row['box']}\t{row['score']:.3f}")
         else:
             alts = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
@@ -207,7 +213,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .config import default_config_path, load_config
     from .info import describe
 
-    cfg = _load_cfg(args) if (args.config or args.demo or args.vl) else load_config(default_config_path("demo"))
+    given = args.config or args.demo or args.vl or args.mix
+    cfg = _load_cfg(args) if given else load_config(default_config_path("demo"))
     print(describe(cfg))
     return 0
 
@@ -222,21 +229,23 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
     data, _ = build_all_task_data(cfg, progress=True)
     print(f"[cotrain] {len(data)} tasks ready under {data_root(cfg)} in {time.perf_counter() - t0:.1f}s")
     for name, d in data.items():
-        print(f"  {name:16s} {d.modality:6s} classes={d.num_classes:3d} train={len(d.train)} val={len(d.val)} test={len(d.test)}")
+        print(f"  {name:16s} {'+'.join(d.inputs):18s} classes={d.num_classes:3d} train={len(d.train)} val={len(d.val)} "
+              f"test={len(d.test)}")
     return 0
 
 
 def cmd_data_clean(args: argparse.Namespace) -> int:
     from .data.clean_split import clean_task_data, format_clean_report
-    from .data.sources import build_task_data, task_modality
+    from .data.sources import build_task_data
 
     cfg = _load_cfg(args)
     if args.root:
         cfg.data.root = args.root
-    data = {t.name: build_task_data(t, cfg, progress=not args.quiet) for t in cfg.tasks if task_modality(t) == "vl"}
-    report = clean_task_data(data)
+    built = {t.name: build_task_data(t, cfg, progress=not args.quiet) for t in cfg.tasks if t.source.kind != "text_tsv"}
+    data = {n: d for n, d in built.items() if "image_id" in d.train}
+    report = clean_task_data(data) if data else None
     if report is None:
-        raise InputError(f"config {cfg.name!r} has no task with image ids (vision-and-language tasks) to clean")
+        raise InputError(f"config {cfg.name!r} has no task with image ids (vision-and-language or world text tasks) to clean")
     print(f"[cotrain] clean multi-task split of {len(data)} tasks: every train/val row whose image is in any task's test split is removed")
     print(format_clean_report(report))
     if args.json:
@@ -292,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("probe", help="linear probe of the frozen trunk", description="PolyViT's linear-probe evaluation: freeze "
                         "the encoders and trunk, train only a new linear head on TASK's training split, report val/test accuracy. "
-                        "TASK is one of the checkpoint's tasks or any world task (e.g. a held-out one) whose modality the model has.")
+                        "TASK is one of the checkpoint's tasks or any world task (e.g. a held-out one) whose inputs the model encodes.")
     pr.add_argument("checkpoint")
     pr.add_argument("--task", required=True)
     pr.add_argument("--epochs", type=int, default=100, help="epochs of full-batch training of the linear head")
