@@ -17,6 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from synthetic import tiny_cfg, tiny_data
 
+from cotrain.train.checkpoint_state import STATE_VERSION
+
 
 def train_tiny_run(tmp: Path, steps: int = 4) -> Path:
     """Train the two-task synthetic config for ``steps`` steps (one checkpoint, at the end); return the run folder."""
@@ -105,7 +107,7 @@ FILE_CASES = [
     ("state-config-list", S, lambda d: edit_state(d, lambda s: _with(s, config=[])), r": field 'config' must be an object, found list"),
     ("state-task-without-name", S, lambda d: edit_state(d, lambda s: _with(s, tasks=[{}])), r": field 'tasks\[0\]' must be an object with a string 'name'"),
     ("state-version-newer", S, lambda d: edit_state(d, lambda s: _with(s, version=99)),
-     r": checkpoint state version 99, but this cotrain reads version 1 \(written by a newer cotrain"),
+     rf": checkpoint state version 99, but this cotrain reads version {STATE_VERSION} \(written by a newer cotrain"),
     ("state-version-missing", S, lambda d: edit_state(d, lambda s: _without(s, "version")), r": missing field 'version'"),
     ("state-version-string", S, lambda d: edit_state(d, lambda s: _with(s, version="1")), r": field 'version' must be an integer, found str '1'"),
 ]

@@ -34,7 +34,8 @@ def tiny_cfg(tmp_path, tasks=("img", "aud"), **sections):
     """A small experiment over synthetic tasks named ``img``/``vid``/``aud`` (sources are placeholders)."""
     raw = {
         "name": "tiny",
-        "tasks": [{"name": t, "source": {"kind": "world", "name": "shapes"}, "batch_size": 16} for t in tasks],
+        "tasks": [{"name": t, "inputs": [MODALITY_OF[t]], "source": {"kind": "world", "name": "shapes"}, "batch_size": 16}
+                  for t in tasks],
         "model": {"dim": 32, "depth": 2, "num_heads": 2,
                   "encoders": {"image": {"image_size": 16, "patch_size": 8},
                                "video": {"frames": 4, "image_size": 16, "tubelet": [2, 8, 8]},

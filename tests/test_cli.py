@@ -99,7 +99,7 @@ def test_eval_predict_api_agree(trained, capsys):
     assert model.predict("bright", arr)[0]["label"] == "bright"
     with pytest.raises(InputError, match="this model knows"):
         model.predict("nope", arr)
-    with pytest.raises(ValueError, match=r"\[B,3,H,W\]"):
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         model.predict("bright", np.zeros((2, 2), np.uint8))
 
 
@@ -121,7 +121,7 @@ def test_info_reports_both_l_adapt(trained, capsys):
     assert main(["info", str(trained / "exp.yaml"), "model.depth=4"]) == 0
     out = capsys.readouterr().out
     lines = [l.split() for l in out.splitlines()]
-    lines = [l for l in lines if len(l) == 6 and all(x.replace(",", "").isdigit() for x in l)]
+    lines = [l for l in lines if len(l) == 7 and all(x.replace(",", "").isdigit() for x in l)]
     assert [l[0] for l in lines] == ["0", "2"]
     total0, total2 = (int(l[-1].replace(",", "")) for l in lines)
     assert total2 > total0  # adapter layers are per modality
@@ -175,7 +175,7 @@ def test_info_describes_a_text_task(tmp_path, capsys):
     assert main(["info", str(cfg)]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.strip().startswith("reviews"))
-    assert row.split()[1:4] == ["text", "reviews", "3"]
+    assert row.split()[1:5] == ["text", "reviews", "(classify)", "3"]
     assert "up to 500 word pieces" in out and "single-task models" in out
 
 

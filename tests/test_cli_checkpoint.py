@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from cotrain.cli import main
+from cotrain.train.checkpoint_state import STATE_VERSION
 from cotrain.train.logging import read_log
 from test_cli import write_cfg
 
@@ -55,10 +56,10 @@ def test_eval_of_a_state_json_list(trained, tmp_path, capsys):
 def test_eval_of_a_newer_state_version(trained, tmp_path, capsys):
     run, ckpt = run_copy(trained, tmp_path)
     text = (ckpt / "state.json").read_text()
-    (ckpt / "state.json").write_text(text.replace('"version": 1', '"version": 7', 1))
+    (ckpt / "state.json").write_text(text.replace(f'"version": {STATE_VERSION}', '"version": 7', 1))
     assert main(["eval", str(run)]) == 1
     line = one_error_line(capsys, "eval")
-    assert f"{ckpt / 'state.json'}: checkpoint state version 7, but this cotrain reads version 1" in line
+    assert f"{ckpt / 'state.json'}: checkpoint state version 7, but this cotrain reads version {STATE_VERSION}" in line
 
 
 def test_missing_optimizer_state_needs_allow_inexact_resume(trained, tmp_path, capsys):

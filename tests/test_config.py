@@ -94,9 +94,9 @@ def test_task_head_must_be_declared_and_declared_heads_used(tmp_path):
     assert {t.head_key for t in cfg.tasks} == {"s"}
 
 
-def test_task_modality_must_exist(tmp_path):
-    raw = {"tasks": [{"name": "a", "modality": "smell", "source": {"kind": "world", "name": "shapes"}}]}
-    with pytest.raises(ConfigError, match=r"tasks\[a\]\.modality"):
+def test_task_inputs_must_be_known_kinds(tmp_path):
+    raw = {"tasks": [{"name": "a", "inputs": ["smell"], "source": {"kind": "world", "name": "shapes"}}]}
+    with pytest.raises(ConfigError, match=r"tasks\[a\]\.inputs\[0\]: Input should be .image.*got .smell."):
         load_config(write(tmp_path, raw))
 
 
@@ -144,8 +144,8 @@ def test_validator_error_names_the_key_without_dumping_the_input(tmp_path):
 
 @pytest.mark.parametrize("raw, expected", [
     ({**BASE, "model": {"dim": 30, "num_heads": 4}}, "  model.dim: dim (30) must be divisible by num_heads (4)"),
-    ({**BASE, "model": {"vl": {"v_layers": 3, "t_layers": 2}}},
-     "  model.vl.t_layers: t_layers (2) must be at least v_layers (3)"),
+    ({**BASE, "model": {"coattention": {"v_layers": 3, "t_layers": 2}}},
+     "  model.coattention.t_layers: t_layers (2) must be at least v_layers (3)"),
     ({"tasks": [{"name": "x", "source": {"kind": "image_folder"}}]},
      "  tasks[x].source.path: an image_folder source needs `path` (the data folder, or the .tsv file)"),
     ({"tasks": [{"name": "a", "head": "sharedd", "source": {"kind": "world", "name": "shapes"}}],

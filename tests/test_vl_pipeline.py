@@ -28,7 +28,7 @@ def vl_raw(tmp_path, **over):
                    "source": {"kind": "world", "name": t, "n_train": 48, "n_val": 12, "n_test": 12}}
                   for t, g in TASKS.items()],
         "model": {"trunk": "coattention", "dim": 32, "num_heads": 2,
-                  "vl": {"v_layers": 1, "t_layers": 2, "task_tokens": "dataset"},
+                  "task_tokens": "dataset", "coattention": {"v_layers": 1, "t_layers": 2},
                   "encoders": {"text": {"max_len": 24, "vocab_size": 300}, "regions": {"max_regions": 12},
                                "image": {"image_size": 48, "patch_size": 8}}},
         "schedule": {"kind": "alternating", "dsg": {"enabled": True, "delta": 2}},
@@ -54,7 +54,7 @@ def trained(tmp_path_factory):
 def test_data_is_tokenised_cleaned_and_typed(trained):
     _, cfg, data, _, _ = trained
     for name, d in data.items():
-        assert d.modality == "vl" and d.meta["head_type"]
+        assert d.inputs == ("image", "text", "regions") and d.meta["head_type"]
         assert d.train.arrays["text"].dtype == np.int64 and d.train.arrays["text"].shape[1] == 24
         assert (d.train.arrays["text"][:, 0] > 0).all()  # every text has its first token
     # the clean split: no train/val image of any task is a test image of any task
@@ -124,7 +124,7 @@ def test_api_answers_points_verifies_and_ranks(trained):
     rk = pred.predict("coco-ir", {"images": imgs, "text": str(data["coco-ir"].test.arrays["text_raw"][0])})[0]
     assert sorted(rk["ranking"]) == [0, 1, 2]
     assert rk["scores"][rk["ranking"][0]] == max(rk["scores"])
-    with pytest.raises(ValueError, match="exactly two images"):
+    with pytest.raises(ValueError, match="exactly 2 images"):
         pred.predict("nlvr", {"images": views[:1], "text": "x"})
 
 

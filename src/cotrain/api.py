@@ -88,8 +88,8 @@ class Predictor:
                 what = f"exactly {want} images per example" if want > 1 else "one image per example"
                 raise InputError(f"task {spec.name!r} takes {what}; got {len(values)}")
             loaded = [load_input(kind, v, self.cfg.model, self.tokenizer, spec.name) for v in values]
-            for key in loaded[0]:
-                out[key] = np.stack([x[key] for x in loaded]) if views > 1 else loaded[0][key]
+            for key in loaded[0]:  # the images of a view axis stacked: [K, ...]
+                out[key] = np.stack([x[key] for x in loaded]) if views > 1 and kind != "text" else loaded[0][key]
         return out
 
     def prepare(self, task: str, inputs: Any) -> dict[str, torch.Tensor]:

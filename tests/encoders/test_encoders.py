@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from cotrain.config import EncodersConfig, ImageEncoderConfig, TextEncoderConfig, VideoEncoderConfig
 from cotrain.encoders import ENCODERS, build_encoder, resample_pos_embed
 from cotrain.encoders.image import ImageEncoder
+from cotrain.encoders.regions import RegionEncoder
 from cotrain.encoders.text import TextEncoder
 from cotrain.encoders.video import VideoEncoder
 
@@ -19,14 +20,17 @@ def _grid(pe, grid):
 # ------------------------------------------------------------------ build_encoder
 def test_build_encoder_dispatch_and_errors():
     enc = EncodersConfig()
-    assert isinstance(build_encoder("image", enc.image, D), ImageEncoder)
-    assert isinstance(build_encoder("video", enc, D), VideoEncoder)  # whole EncodersConfig accepted
-    assert isinstance(build_encoder("text", enc.text, D, vocab_size=50), TextEncoder)
-    assert set(ENCODERS) == {"image", "video", "audio", "text"}
-    with pytest.raises(ValueError, match="unknown modality 'lidar'.*audio"):
-        build_encoder("lidar", enc.image, D)
-    with pytest.raises(ValueError, match="vocab_size"):
-        build_encoder("text", enc.text, D)
+    assert isinstance(build_encoder("image", enc, D), ImageEncoder)
+    assert isinstance(build_encoder("video", enc, D), VideoEncoder)
+    assert isinstance(build_encoder("text", enc, D, vocab_size=50), TextEncoder)
+    assert isinstance(build_encoder("regions", enc, D, region_dim=7), RegionEncoder)
+    assert set(ENCODERS) == {"image", "video", "audio", "text", "regions"}
+    with pytest.raises(ValueError, match="unknown input kind 'lidar'.*audio"):
+        build_encoder("lidar", enc, D)
+    with pytest.raises(ValueError, match="vocabulary size"):
+        build_encoder("text", enc, D)
+    with pytest.raises(ValueError, match="region feature size is unknown"):
+        build_encoder("regions", enc, D)
 
 
 def test_init_is_truncated_normal_002():

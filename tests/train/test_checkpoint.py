@@ -23,7 +23,7 @@ from cotrain.train.trainer import STATE_VERSION
 def state(step, **extra):
     """A ``state.json`` with every field the schema requires (contents are placeholders)."""
     return {"version": STATE_VERSION, "step": step, "config": {}, "tasks": [], "class_names": {},
-            "sample_rate": {}, "schedule": {}, "iterators": {}, "dsg": None, "task_steps": {},
+            "sample_rate": {}, "schedule": {}, "iterators": {}, "hooks": {}, "task_steps": {},
             "task_time": {}, "history": [], **extra}
 
 
@@ -163,7 +163,7 @@ def test_older_version_is_refused_naming_both(run, tmp_path):
     _, ckpt = copy_run(run, tmp_path / "run")
     st = json.loads((ckpt / "state.json").read_text())
     (ckpt / "state.json").write_text(json.dumps({**st, "version": 0}))
-    with pytest.raises(ck.CheckpointError, match=r"state version 0, but this cotrain reads version 1 \(written by an older"):
+    with pytest.raises(ck.CheckpointError, match=rf"state version 0, but this cotrain reads version {STATE_VERSION} \(written by an older"):
         ck.load_checkpoint(ckpt)
 
 

@@ -9,6 +9,7 @@ from synthetic import tiny_cfg, tiny_data
 
 from cotrain.config import ConfigError, config_from_dict
 from cotrain.train.logging import read_log
+from cotrain.train.hooks import CurriculumHook
 from cotrain.train.trainer import Trainer, warmup_steps
 
 
@@ -72,7 +73,9 @@ def test_curriculum_pre_phase_trains_the_first_group_only(tmp_path):
         config_from_dict({**cfg.model_dump(mode="json"), "schedule": {"curriculum": {"kind": "curriculum",
                                                                                     "first_group": "G9", "steps": 3}}})
     tr = Trainer(cfg, data=tiny_data(("img", "vid", "aud")))
-    assert [tr.schedule.tasks_at(s)[0] for s in range(10)] == ["aud"] * 10
+    (hook,) = [h for h in tr.hooks if isinstance(h, CurriculumHook)]
+    assert [hook.select(tr, s, tr.schedule.tasks_at(s))[0] for s in range(10)] == ["aud"] * 10
+    assert hook.select(tr, 10, ["x"]) == tr.schedule.tasks_at(0)  # then the schedule, from its step 0
     tr.fit()
     assert tr.task_steps == {"aud": 10 + 2, "img": 2, "vid": 2}
 

@@ -39,7 +39,7 @@ def grounding_analysis(
         if vqa_task not in data or "about_object" not in data[vqa_task].split(qs).arrays:
             continue
         s = data[vqa_task].split(qs)
-        logits, _ = predict_split(model, vqa_task, s, batch_size)
+        logits = predict_split(model, vqa_task, s, batch_size)
         acc = vqa_scores_from_ids(logits.argmax(1).numpy(), s.arrays["answers"])
         for i, (img, obj) in enumerate(zip(s.arrays["image_id"].tolist(), s.arrays["about_object"].tolist())):
             if obj >= 0:
@@ -49,7 +49,7 @@ def grounding_analysis(
         if task not in data or "target_object" not in data[task].split(split).arrays:
             continue
         s = data[task].split(split)
-        scores, _ = predict_split(model, task, s, batch_size)
+        scores = predict_split(model, task, s, batch_size)
         a = s.arrays
         idx = select_regions(scores, s.column("region_mask")).numpy()
         chosen = np.asarray(s.column("boxes"))[np.arange(len(idx)), idx]

@@ -35,7 +35,7 @@ def test_resampling_mono_shapes_and_labels(tmp_path):
         _write(root / "high" / f"h{i}.wav", _sine(1000, 16000, 1.0), 16000)
         _write(root / "low" / f"l{i}.flac", _sine(440, 16000, 1.0), 16000)
     td = read_audio_folder(root, sample_rate=8000, seconds=1.0, val_fraction=0.2, test_fraction=0.2)
-    assert td.modality == "audio" and td.sample_rate == 8000
+    assert td.inputs == ("audio",) and td.sample_rate == 8000
     assert td.class_names == ["high", "low"]
     assert (len(td.train), len(td.val), len(td.test)) == (6, 2, 2)
     for split in (td.train, td.val, td.test):

@@ -40,7 +40,7 @@ def test_class_folders_shapes_labels_and_stratified_split(tmp_path):
     root = _tree(tmp_path / "fruit")
     td = read_image_folder(root, image_size=16, val_fraction=0.1, test_fraction=0.2, seed=3)
     assert isinstance(td, TaskData)
-    assert td.name == "fruit" and td.modality == "image"
+    assert td.name == "fruit" and td.inputs == ("image",)
     assert td.class_names == ["apple", "banana", "cherry"]
     assert (len(td.train), len(td.val), len(td.test)) == (21, 3, 6)
     for split in (td.train, td.val, td.test):

@@ -36,7 +36,7 @@ def test_basic_file_shapes_labels_split(tmp_path):
     f = _write(tmp_path / "reviews.tsv", _rows())
     tok = _tokenizer()
     td = read_text_tsv(f, tokenizer=tok, max_len=6, val_fraction=0.1, test_fraction=0.2, seed=0)
-    assert td.name == "reviews" and td.modality == "text"
+    assert td.name == "reviews" and td.inputs == ("text",)
     assert td.class_names == ["negative", "positive"]  # sorted strings
     assert (len(td.train), len(td.val), len(td.test)) == (14, 2, 4)
     for split in (td.train, td.val, td.test):

@@ -60,7 +60,7 @@ def test_frames_in_order_shapes_and_labels(tmp_path):
     _write_clip(root / "red" / "red0.mp4", _solid((200, 20, 20)))
     _write_clip(root / "red" / "red1.avi", _solid((200, 20, 20)))
     td = read_video_folder(root, frames=8, image_size=16, val_fraction=0.0, test_fraction=0.0)
-    assert td.modality == "video" and td.class_names == ["ramp", "red"]
+    assert td.inputs == ("video",) and td.class_names == ["ramp", "red"]
     v, y = td.train.arrays["video"], td.train.arrays["label"]
     assert v.dtype == np.uint8 and v.shape == (4, 8, 3, 16, 16)
     assert y.tolist() == [0, 0, 1, 1]

@@ -35,24 +35,24 @@ def test_task_table():
 @pytest.mark.parametrize("name", NON_SPEECH)
 def test_arrays_follow_the_contract(name):
     td = build(name, image_size=24, frames=3, sample_rate=4000, seconds=0.5)
-    assert td.name == name and td.modality == WORLD_TASKS[name]
+    assert td.name == name and td.inputs == (WORLD_TASKS[name],)
     assert all(isinstance(c, str) and c for c in td.class_names)
     assert len(set(td.class_names)) == td.num_classes
     for split, n in (("train", 24), ("val", 12), ("test", 12)):
         arrays = td.split(split).arrays
-        assert set(arrays) == {td.modality, "label"}
-        x, y = arrays[td.modality], arrays["label"]
+        assert set(arrays) == {td.inputs[0], "label"}
+        x, y = arrays[td.inputs[0]], arrays["label"]
         assert y.dtype == np.int64 and y.shape == (n,)
         assert y.min() >= 0 and y.max() < td.num_classes
-        if td.modality == "image":
+        if td.inputs[0] == "image":
             assert x.dtype == np.uint8 and x.shape == (n, 3, 24, 24)
-        elif td.modality == "video":
+        elif td.inputs[0] == "video":
             assert x.dtype == np.uint8 and x.shape == (n, 3, 3, 24, 24)
         else:
             assert x.dtype == np.float32 and x.shape == (n, 2000)
             assert np.abs(x).max() <= 1.0
             assert td.sample_rate == 4000
-    if td.modality != "audio":
+    if td.inputs[0] != "audio":
         assert td.sample_rate is None
     assert not td.multilabel
 
@@ -71,14 +71,14 @@ def test_deterministic_and_seed_dependent(name):
     for split in ("train", "val", "test"):
         for key in a.split(split).arrays:
             np.testing.assert_array_equal(a.split(split).arrays[key], b.split(split).arrays[key])
-    assert not np.array_equal(a.train.arrays[a.modality], c.train.arrays[c.modality])
+    assert not np.array_equal(a.train.arrays[a.inputs[0]], c.train.arrays[c.inputs[0]])
 
 
 @pytest.mark.parametrize("name", ["shapes", "count", "motion", "sounds"])
 def test_prefix_stable_across_split_sizes(name):
     """Example i depends on (seed, index) only, not on how many examples are asked for."""
     small, big = build(name, n_train=10), build(name, n_train=30)
-    np.testing.assert_array_equal(small.train.arrays[small.modality], big.train.arrays[big.modality][:10])
+    np.testing.assert_array_equal(small.train.arrays[small.inputs[0]], big.train.arrays[big.inputs[0]][:10])
     np.testing.assert_array_equal(small.test.arrays["label"], big.test.arrays["label"])
 
 
@@ -104,7 +104,7 @@ def _row_hashes(x):
 @pytest.mark.parametrize("name", NON_SPEECH)
 def test_splits_disjoint(name):
     td = build(name, n_train=60, n_val=20, n_test=20)
-    h = {s: _row_hashes(td.split(s).arrays[td.modality]) for s in ("train", "val", "test")}
+    h = {s: _row_hashes(td.split(s).arrays[td.inputs[0]]) for s in ("train", "val", "test")}
     assert len(h["train"]) == 60  # no duplicates inside a split either
     assert not h["train"] & h["test"] and not h["train"] & h["val"] and not h["val"] & h["test"]
 

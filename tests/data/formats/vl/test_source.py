@@ -52,7 +52,7 @@ def test_vqa_v2_source_builds_contract_arrays(tmp_path):
     cfg = cfg_for(tmp_path, {"kind": "vqa_v2", "files": files, "regions": str(tmp_path / "feats")})
     data, tok = build_all_task_data(cfg)
     d = data["vqa"]
-    assert d.modality == "vl" and d.meta["head_type"] == "vqa" and d.meta["region_dim"] == 6
+    assert d.inputs == ("text", "regions") and d.meta["head_type"] == "vqa" and d.meta["region_dim"] == 6
     assert sorted(d.class_names) == ["blue", "green", "red"]
     a = d.train.columns()
     assert a["regions"].shape == (2, 36, 6) and a["region_mask"].sum(1).tolist() == [5, 5]

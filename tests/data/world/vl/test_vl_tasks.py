@@ -48,7 +48,7 @@ def test_task_table():
 def test_arrays_follow_the_contract(small, name):
     td = small[name]
     head = VL_TASKS[name].head_type
-    assert td.modality == "vl" and td.name == name
+    assert td.inputs == ("image", "text", "regions") and td.name == name
     assert td.meta["head_type"] == head and td.meta["group"] == VL_TASKS[name].group
     assert td.meta["region_dim"] == REGION_DIM and td.meta["image_size"] == 48
     assert td.meta["generator_version"] == vl_build.VL_GENERATOR_VERSION

@@ -1,11 +1,11 @@
-"""The V&L evaluator's VQA result: official accuracy per question, averaged overall and per answer type."""
+"""The evaluator's VQA result: official accuracy per question, averaged overall and per answer type."""
 
 import numpy as np
 import pytest
 import torch
 
 from cotrain.data.arrays import Split, TaskData
-from cotrain.train.vl_evaluate import evaluate_vl_task
+from cotrain.train.evaluate import evaluate_task as evaluate_vl_task
 
 NAMES = ["yes", "no", "2", "red"]
 YES, NO, TWO, RED = range(4)
