@@ -370,3 +370,44 @@ def test_the_mixed_model_saves_and_loads_exactly(tmp_path):
     for s in MIXED:
         b = mixed_batch(s)
         torch.testing.assert_close(again(b, s.name), m(b, s.name), rtol=0, atol=0)
+
+
+def test_unlabeled_variable_length_batches_flow_from_a_split_through_the_model():
+    """A split without ``label`` and with a variable-length target per example (boxes per image, as
+    detection has) batches into lists of tensors, and a head that reads them trains on the model."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from cotrain.data.arrays import BatchIterator, Split
+    from cotrain.data.ragged import Ragged
+    from cotrain.heads.common import Head
+
+    class CountBoxes(Head):  # predicts how many boxes an image has: its target is a list per example
+        kind, uses_classes, default_loss_weights = "count-boxes", False, {"mse": 1.0}
+
+        def __init__(self):
+            super().__init__(HeadConfig())
+            self.w = torch.nn.Linear(D, 1)
+
+        def forward(self, out):
+            return self.w(out.joint()).squeeze(-1)
+
+        def losses(self, pred, batch):
+            n = torch.tensor([len(b) for b in batch["target_boxes"]], dtype=pred.dtype)
+            return {"mse": F.mse_loss(pred, n)}
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, 12)
+    boxes = Ragged(rng.random((int(counts.sum()), 4)).astype(np.float32), np.concatenate([[0], np.cumsum(counts)]))
+    split = Split({"image": rng.integers(0, 255, (12, 3, 16, 16), dtype=np.uint8), "target_boxes": boxes})
+    assert "label" not in split and len(split) == 12
+    batch = next(BatchIterator(split, 5, seed=0))
+    assert isinstance(batch["target_boxes"], list) and len(batch["target_boxes"]) == 5
+    assert {tuple(b.shape[1:]) for b in batch["target_boxes"]} == {(4,)}
+    torch.manual_seed(0)
+    model = build_model(tiny(), [spec("pics", ["image"])])
+    model.heads["pics"] = CountBoxes()
+    out = model.losses(batch, "pics")
+    assert set(out) == {"mse", "loss"}
+    out["loss"].backward()
+    assert model.heads["pics"].w.weight.grad is not None

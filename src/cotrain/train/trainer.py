@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import ConfigError, ExperimentConfig, config_from_dict, dump_config
-from ..data.arrays import BatchIterator, TaskData
+from ..data.arrays import BatchIterator, TaskData, batch_to
 from ..data.sources import build_all_task_data
 from ..errors import CotrainError
 from ..data.transforms import build_transforms
@@ -297,7 +297,7 @@ class Trainer:
     def _task_loss(self, task: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = next(self.iterators[task])
         if self.device.type != "cpu":
-            batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = batch_to(batch, self.device)
         for hook in self.hooks:
             batch = hook.transform(self, task, batch)
         losses = self.model.losses(batch, task)

@@ -33,6 +33,7 @@ from cotrain.data.errors import DataError
 from cotrain.data.formats.vl.images import ImageFolderStore
 from cotrain.data.formats.vl.records import normalize_image_key
 from cotrain.data.formats.vl.regions import NpzRegionStore, RegionFeatures, TsvRegionStore
+from cotrain.data.inputs import region_example
 from cotrain.data.stores import (
     HALF_KEYS, META_FILE, STORE_FORMAT, StoreCache, StoreWriter, VisualStore, build_or_open,
 )
@@ -102,22 +103,14 @@ def _region_row(reader: Reader, row: StoreRow, first: list) -> dict[str, np.ndar
     elif dim != first[1]:
         raise DataError(f"image {row.key!r}: feature size {dim} differs from {first[1]} (image {first[0]!r})",
                         repr(reader.visual))
-    r = reader.max_regions
-    feats = np.zeros((r, dim), dtype=np.float32)
-    boxes = np.zeros((r, 4), dtype=np.float32)
-    mask = np.zeros(r, dtype=bool)
-    if row.candidates is None:
-        n = min(r, rf.num_regions)
-        feats[:n], boxes[:n], mask[:n] = rf.features[:n], rf.boxes[:n], True
-    else:
-        from cotrain.data.formats.vl.assemble import box_iou
+    if row.candidates is None:  # the image's first max_regions proposals: what inference packs too
+        return region_example(rf.features, rf.boxes, reader.max_regions)
+    from cotrain.data.formats.vl.assemble import box_iou
 
-        c = len(row.candidates)
-        iou = box_iou(row.candidates, rf.boxes)
-        feats[:c], boxes[:c], mask[:c] = rf.features[iou.argmax(axis=1)], row.candidates, True
-        if (iou.max(axis=1) <= 0).any():
-            first.append(row.name)  # noted below as no_overlap
-    return {"regions": feats, "boxes": boxes, "region_mask": mask}
+    iou = box_iou(row.candidates, rf.boxes)
+    if (iou.max(axis=1) <= 0).any():
+        first.append(row.name)  # noted below as no_overlap
+    return region_example(rf.features[iou.argmax(axis=1)], row.candidates, reader.max_regions)
 
 
 def _stamp(visual, key) -> list:
