@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for q in questions:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--images", str(args.images), "--questions",
                str(q), "--batches", str(args.batches), "--batch-size", str(args.batch_size), "--features",
-               str(args.features), "--resident-limit-mb", str(args.resident_limit_mb)] + (["--dir", args.dir] if args.dir else [])
+               str(args.features), "--resident-limit-mb", str(args.resident_limit_mb)]
+        cmd += ["--dir", args.dir] if args.dir else []
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             sys.stderr.write(done.stderr)

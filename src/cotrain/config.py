@@ -371,7 +371,7 @@ class RunConfig(_Strict):
     device: str = Field("cpu", description="a torch device: cpu, cuda, cuda:1, ...")
     progress: bool = Field(True, description="show progress bars")
     tensorboard: bool = Field(True, description="write TensorBoard logs under out_dir/tb")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; unset: OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, capped by the cgroup CPU quota). Jobs sharing the cores run fastest with cores / jobs each")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; unset: OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, capped by the cgroup CPU quota). Several jobs on the same cores: cores / jobs gives each its own")
     vqa_version: Literal["official", "legacy", "always_normalise"] = Field("official", description=(
         "VQA answer normalisation: official (vqaEval.py since 2021: only when the annotators disagree), "
         "legacy (vqaEval.py before 2021), always_normalise (always, both sides); see cotrain.metrics.vqa"))

@@ -15,14 +15,14 @@ R, F = 4, 6
 
 def _store(m: int) -> VisualStore:
     rng = np.random.default_rng(0)
-    return stack_store({"regions": rng.random((m, R, F), dtype=np.float32), "boxes": rng.random((m, R, 4), dtype=np.float32),
-                        "region_mask": rng.random((m, R)) < 0.7})
+    return stack_store({"regions": rng.random((m, R, F), dtype=np.float32),
+                        "boxes": rng.random((m, R, 4), dtype=np.float32), "region_mask": rng.random((m, R)) < 0.7})
 
 
 def test_ten_questions_about_one_image_share_its_one_stored_row():
     store = _store(1)
-    split = Split({"text": np.arange(10 * 3).reshape(10, 3), "label": np.arange(10), "visual_index": np.zeros(10, np.int64)},
-                  {"visual": store})
+    rows = {"text": np.arange(10 * 3).reshape(10, 3), "label": np.arange(10), "visual_index": np.zeros(10, np.int64)}
+    split = Split(rows, {"visual": store})
     assert len(split) == 10 and len(store) == 1  # M = 1 stored copy whatever N is
     assert store.nbytes == R * F * 2 + R * 4 * 4 + R  # one image: float16 regions, float32 boxes, bool mask
     batch = split.take(np.array([0, 3, 9]))
@@ -66,7 +66,8 @@ def test_a_split_refuses_a_store_it_cannot_reference():
     with pytest.raises(IndexError, match=r"split array 'visual_index' holds \[2\]"):
         Split({"label": np.arange(2), "visual_index": np.array([0, 2])}, {"visual": store})
     with pytest.raises(ValueError, match="store 'visual' holds 'boxes', which a row array"):
-        Split({"label": np.arange(2), "visual_index": np.array([0, 1]), "boxes": np.zeros((2, R, 4))}, {"visual": store})
+        Split({"label": np.arange(2), "visual_index": np.array([0, 1]), "boxes": np.zeros((2, R, 4))},
+              {"visual": store})
     with pytest.raises(KeyError, match="'image' is neither"):
         Split({"label": np.arange(2), "visual_index": np.array([0, 1])}, {"visual": store}).column("image")
 
@@ -84,11 +85,13 @@ def test_unlabeled_split_iterates():
 
 
 def test_ragged_targets_become_a_list_of_tensors_per_batch():
-    boxes = Ragged.from_rows([np.ones((2, 4)), np.zeros((0, 4)), np.full((3, 4), 2.0)], dtype=np.float32, row_shape=(4,))
+    boxes = Ragged.from_rows([np.ones((2, 4)), np.zeros((0, 4)), np.full((3, 4), 2.0)], dtype=np.float32,
+                             row_shape=(4,))
     classes = Ragged.from_rows([[1, 2], [], [0, 0, 5]], dtype=np.int64)
     split = Split({"image": np.zeros((3, 3, 8, 8), np.uint8), "target_boxes": boxes, "target_classes": classes})
     batch = split.take(np.array([2, 1]))
-    assert isinstance(batch["target_boxes"], list) and [tuple(t.shape) for t in batch["target_boxes"]] == [(3, 4), (0, 4)]
+    assert isinstance(batch["target_boxes"], list)
+    assert [tuple(t.shape) for t in batch["target_boxes"]] == [(3, 4), (0, 4)]
     assert batch["target_classes"][0].tolist() == [0, 0, 5] and batch["target_classes"][1].dtype == torch.int64
     assert batch["image"].shape == (2, 3, 8, 8)
     sub = split.subset(np.array([0, 2]))

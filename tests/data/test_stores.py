@@ -140,7 +140,8 @@ def test_mapped_pages_are_released_after_resident_limit_bytes(tmp_path):
     assert _mapped_rss_kb(path) == 0  # ... until released (the page cache keeps them)
     low = VisualStore.open(tmp_path / "s", resident_limit=256 << 10)
     for start in range(0, 64, 8):  # 8 rows = 512 KiB per take: each take releases what it read
-        np.testing.assert_array_equal(low.take(np.arange(start, start + 8))["regions"][:, 0, 0], np.arange(start, start + 8))
+        rows = np.arange(start, start + 8)
+        np.testing.assert_array_equal(low.take(rows)["regions"][:, 0, 0], rows)
         assert _mapped_rss_kb(path) == 0
 
 

@@ -56,7 +56,7 @@ class Split:
     :meth:`column`, never through ``arrays`` (a store's keys are not there).
     """
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray | Ragged]
     stores: dict[str, VisualStore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,7 +81,8 @@ class Split:
         return len(next(iter(self.arrays.values())))
 
     def __repr__(self) -> str:
-        cols = ", ".join(f"{k} {getattr(v, 'dtype', '?')} {list(getattr(v, 'shape', [len(v)]))}" for k, v in self.arrays.items())
+        cols = ", ".join(f"{k} {getattr(v, 'dtype', '?')} {list(getattr(v, 'shape', [len(v)]))}"
+                         for k, v in self.arrays.items())
         stores = "".join(f"; {name}: {store!r}" for name, store in self.stores.items())
         return f"Split({len(self)} rows: {cols}{stores})"
 

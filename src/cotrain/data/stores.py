@@ -176,7 +176,8 @@ class VisualStore:
         except (OSError, ValueError) as err:
             raise DataError(f"unreadable store description: {type(err).__name__}: {err}", meta_path) from err
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT or not isinstance(meta.get("arrays"), dict):
-            raise DataError(f"store description of format {STORE_FORMAT} expected (keys format, rows, arrays)", meta_path)
+            raise DataError(f"store description of format {STORE_FORMAT} expected (keys format, rows, arrays)",
+                            meta_path)
         rows, arrays = int(meta["rows"]), {}
         for key, spec in meta["arrays"].items():
             path = folder / f"{key}.npy"
@@ -249,7 +250,8 @@ class StoreWriter:
             self._start(row)
         assert self._specs is not None
         if set(row) != set(self._specs):
-            raise ValueError(f"store row {self.count} has arrays {sorted(row)}, the first row had {sorted(self._specs)}")
+            raise ValueError(f"store row {self.count} has arrays {sorted(row)}, "
+                             f"the first row had {sorted(self._specs)}")
         if self.count >= self.rows:
             raise ValueError(f"store writer for {self.rows} rows got row {self.count + 1}")
         for key, a in row.items():

@@ -117,7 +117,8 @@ def _save_stores(path: Path, stores: dict[str, dict[str, VisualStore]]) -> dict[
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {split: {name: VisualStore.open(final / f"{split}-{name}") for name in named} for split, named in stores.items()}
+    return {split: {name: VisualStore.open(final / f"{split}-{name}") for name in named}
+            for split, named in stores.items()}
 
 
 def _open_stores(path: Path, names: np.ndarray) -> dict[str, dict[str, VisualStore]] | None:

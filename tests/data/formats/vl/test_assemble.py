@@ -118,7 +118,7 @@ def test_refexp_candidates_take_best_iou_region_features(regions):
     split, report, _ = assemble_refexp([rec], regions, max_regions=3)
     arrays = split.columns()
     feats = regions.get(1).features
-    np.testing.assert_array_equal(arrays["regions"][0], feats[[4, 0, 2]].astype(np.float16))  # best-IoU region per candidate
+    np.testing.assert_array_equal(arrays["regions"][0], feats[[4, 0, 2]].astype(np.float16))  # best-IoU regions
     np.testing.assert_allclose(arrays["boxes"][0], np.array(cands[:3]) / 100, atol=1e-6)
     assert arrays["region_mask"][0].tolist() == [True, True, True]
     np.testing.assert_allclose(arrays["label"][0], [0, 1, 0], atol=1e-6)

@@ -50,7 +50,8 @@ def _old_layout(source, key) -> dict[str, np.ndarray]:
     """What a record of image ``key`` carried before stores: the image's first R regions, zero-padded."""
     rf = source.get(key)
     n = min(R, rf.num_regions)
-    out = {"regions": np.zeros((R, F), np.float32), "boxes": np.zeros((R, 4), np.float32), "region_mask": np.arange(R) < n}
+    out = {"regions": np.zeros((R, F), np.float32), "boxes": np.zeros((R, 4), np.float32),
+           "region_mask": np.arange(R) < n}
     out["regions"][:n], out["boxes"][:n] = rf.features[:n], rf.boxes[:n]
     return out
 
@@ -58,14 +59,15 @@ def _old_layout(source, key) -> dict[str, np.ndarray]:
 def _assert_old_layout(batch, keys, source):
     for pos in np.ndindex(*keys.shape):
         old = _old_layout(source, int(keys[pos]))
-        np.testing.assert_array_equal(batch["regions"][pos].numpy(), old["regions"].astype(np.float16))  # float16 rounding
+        np.testing.assert_array_equal(batch["regions"][pos].numpy(), old["regions"].astype(np.float16))  # float16
         np.testing.assert_allclose(batch["regions"][pos].numpy(), old["regions"], rtol=2.0**-11)
         np.testing.assert_array_equal(batch["boxes"][pos].numpy(), old["boxes"])
         np.testing.assert_array_equal(batch["region_mask"][pos].numpy(), old["region_mask"])
 
 
 def _questions(per_image: int = 3, images=range(6)):
-    return [VQARecord(100 * i + q, i, f"question {q} about {i}?", ["yes"] * 10) for i in images for q in range(per_image)]
+    return [VQARecord(100 * i + q, i, f"question {q} about {i}?", ["yes"] * 10)
+            for i in images for q in range(per_image)]
 
 
 def test_vqa_questions_share_their_image_row_and_batches_equal_the_old_layout(npz):
@@ -104,7 +106,8 @@ def test_large_store_is_written_to_the_cache_and_reused_without_reading(npz, tmp
     first, _, _ = assemble_vqa(_questions(3), npz, ["yes"], max_regions=R, cache=cache)
     store = first.stores["visual"]
     assert store.mapped and store.folder.parent == tmp_path / "stores"
-    assert sorted(p.name for p in store.folder.iterdir()) == ["boxes.npy", "region_mask.npy", "regions.npy", "store.json"]
+    files = sorted(p.name for p in store.folder.iterdir())
+    assert files == ["boxes.npy", "region_mask.npy", "regions.npy", "store.json"]
     monkeypatch.setattr(NpzRegionStore, "get", lambda self, key: pytest.fail("a cached store was read again"))
     again, _, _ = assemble_vqa(_questions(3), npz, ["yes"], max_regions=R, cache=cache)
     assert again.stores["visual"].folder == store.folder

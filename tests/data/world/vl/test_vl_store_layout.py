@@ -33,7 +33,7 @@ def test_batches_equal_the_per_row_layout(small, name):
         np.testing.assert_array_equal(batch["image"][pos].numpy(), old["image"])
         np.testing.assert_array_equal(batch["boxes"][pos].numpy(), old["boxes"])
         np.testing.assert_array_equal(batch["region_mask"][pos].numpy(), old["region_mask"])
-        np.testing.assert_array_equal(batch["regions"][pos].numpy(), old["regions"].astype(np.float16))  # float16 rounding
+        np.testing.assert_array_equal(batch["regions"][pos].numpy(), old["regions"].astype(np.float16))  # float16
     assert batch["regions"].shape == (4, *ids.shape[1:], 12, old["regions"].shape[-1])
 
 

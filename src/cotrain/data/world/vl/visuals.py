@@ -10,7 +10,7 @@ import numpy as np
 from ...stores import stack_store
 from ..render import render_scene
 from ..scene import Scene
-from .regions import REGION_DIM, batch_proposals, pack_regions, scene_proposals
+from .regions import batch_proposals, pack_regions, scene_proposals
 from .scenes import pool_scene, pool_seed
 
 VISUAL_CACHE = 4096  # scenes whose pixels and proposals are kept between builds (about 50 MB at 48 px)
