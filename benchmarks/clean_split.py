@@ -19,7 +19,7 @@ import common  # noqa: E402
 
 from cotrain.config import default_config_path, load_config  # noqa: E402
 from cotrain.data.clean_split import clean_task_data, format_clean_report  # noqa: E402
-from cotrain.data.sources import build_task_data, task_modality  # noqa: E402
+from cotrain.data.sources import build_task_data  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     cfg = load_config(default_config_path(args.config))
-    data = {t.name: build_task_data(t, cfg) for t in cfg.tasks if task_modality(t) == "vl"}
+    data = {t.name: d for t in cfg.tasks if "image_id" in (d := build_task_data(t, cfg)).train}
     report = clean_task_data(data)
     table = format_clean_report(report)
     md = "\n\n".join([

@@ -46,7 +46,8 @@ import torch  # noqa: E402
 from cotrain.config import config_from_dict  # noqa: E402
 from cotrain.data.arrays import BatchIterator, Split, TaskData  # noqa: E402
 from cotrain.model import build_model  # noqa: E402
-from cotrain.train.trainer import Trainer, build_optimizer, task_specs  # noqa: E402
+from cotrain.tasks import specs_from_data  # noqa: E402
+from cotrain.train.trainer import Trainer, build_optimizer  # noqa: E402
 from paired import paired_ratios  # noqa: E402
 
 TASKS = {"img": "image", "vid": "video", "aud": "audio"}
@@ -67,7 +68,8 @@ def make_data(n: int = 512, seed: int = 0) -> dict[str, TaskData]:
 def make_cfg(steps: int, out_dir: str, device: str) -> dict:
     return {
         "name": "overhead",
-        "tasks": [{"name": n, "source": {"kind": "world", "name": "shapes"}, "batch_size": 32} for n in TASKS],
+        "tasks": [{"name": n, "inputs": [m], "source": {"kind": "world", "name": "shapes"}, "batch_size": 32}
+                  for n, m in TASKS.items()],
         "model": {"dim": 128, "depth": 4, "num_heads": 4},
         "schedule": {"kind": "alternating"},
         "optim": {"lr": 1e-3, "warmup_steps": 10},
@@ -83,7 +85,7 @@ class BareLoop:
         cfg = config_from_dict(make_cfg(steps, "unused", device))
         torch.manual_seed(cfg.run.seed)
         self.dev = torch.device(device)
-        self.model = build_model(cfg.model, task_specs(cfg, data)).to(self.dev)
+        self.model = build_model(cfg.model, specs_from_data(cfg, data)).to(self.dev)
         self.opt = build_optimizer(self.model, cfg)
         self.iters = {n: BatchIterator(d.train, 32, seed=i) for i, (n, d) in enumerate(data.items())}
         self.names = list(data)

@@ -89,7 +89,8 @@ def vl_config(preset: str, tasks: list[str], *, steps: int | None = None, steps_
     used_heads = {r.get("head") for r in out_rows}
     raw["model"]["heads"] = {k: v for k, v in raw["model"]["heads"].items() if k in used_heads}
     raw["model"].update(dim=p.dim, num_heads=p.num_heads)
-    raw["model"]["vl"].update(v_layers=p.v_layers, t_layers=p.t_layers, task_tokens=task_tokens)
+    raw["model"]["coattention"].update(v_layers=p.v_layers, t_layers=p.t_layers)
+    raw["model"]["task_tokens"] = task_tokens
     raw["model"]["encoders"]["regions"]["max_regions"] = p.max_regions
     raw["model"]["encoders"]["text"]["max_len"] = p.max_len
     total = common.scaled_steps(p.per_task_steps * len(tasks) if steps is None else steps, steps_scale)
@@ -111,11 +112,11 @@ def vl_config(preset: str, tasks: list[str], *, steps: int | None = None, steps_
 def grounding(trainer) -> dict:
     """12-in-1 section 5 on a trained all-task model: questions from every split of the uncleaned
     ``vqa`` data on the refexp test scenes (see :func:`cotrain.train.grounding.grounding_analysis`)."""
-    from cotrain.data.sources import build_task_data, tokenize_vl
+    from cotrain.data.sources import build_task_data, tokenize_texts
     from cotrain.train.grounding import grounding_analysis
 
     cfg = trainer.cfg
-    vqa = tokenize_vl(build_task_data(cfg.task("vqa"), cfg), trainer.tokenizer, cfg.model.encoders.text.max_len)
+    vqa = tokenize_texts(build_task_data(cfg.task("vqa"), cfg), trainer.tokenizer, cfg.model.encoders.text.max_len)
     data = {**trainer.data, "vqa": vqa}
     out = grounding_analysis(trainer.model, data, question_splits=("train", "val", "test"))
     return {k: v for k, v in out.items() if isinstance(v, (int, float, str, list))}

@@ -147,11 +147,11 @@ def test_video_tubelet_order_is_time_height_width():
 # ------------------------------------------------------------------ text
 def test_text_mask_and_shapes():
     e = TextEncoder(TextEncoderConfig(max_len=8), D, vocab_size=20)
-    ids = torch.tensor([[5, 6, 7, 0, 0], [3, 0, 0, 0, 0]])
+    ids = torch.tensor([[5, 6, 7, 0, 4], [3, 0, 0, 0, 0]])
     tokens, mask = e(ids)
     assert tokens.shape == (2, 6, D)
     assert mask.dtype == torch.bool
-    assert mask.tolist() == [[True, True, True, True, False, False], [True, True, False, False, False, False]]
+    assert mask.tolist() == [[True, True, True, True, False, True], [True, True, False, False, False, False]]
     assert torch.all(e.embed.weight[0] == 0)
     # shorter sequences use the first positions
     torch.testing.assert_close(tokens[:, 1:] - e.embed(ids), e.pos_embed[:, 1:6].expand(2, -1, -1))
@@ -162,3 +162,13 @@ def test_text_too_long_names_limit():
     e(torch.ones(1, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="length 5 exceeds max_len 4"):
         e(torch.ones(1, 5, dtype=torch.long))
+
+
+def test_text_columns_that_are_padding_in_every_row_are_dropped_and_change_nothing():
+    torch.manual_seed(0)
+    enc = TextEncoder(TextEncoderConfig(max_len=10), D, vocab_size=30).eval()
+    ids = torch.tensor([[5, 6, 7, 0, 0, 0, 0, 0], [9, 4, 0, 0, 0, 0, 0, 0]])
+    x, mask = enc(ids)
+    assert x.shape == (2, 4, D) and mask.tolist() == [[True] * 4, [True, True, True, False]]
+    short, _ = enc(ids[:, :3])
+    torch.testing.assert_close(x, short)

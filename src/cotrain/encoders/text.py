@@ -14,7 +14,10 @@ class TextEncoder(TokenEncoder):
     """``ids`` int64 ``[B, L]`` (0 = pad) → ``(tokens [B, 1+L, D], mask [B, 1+L])``.
 
     ``mask`` is ``ids != 0`` with True prepended for the class token. Positions are learned up to
-    ``cfg.max_len``; a shorter sequence uses the first ``1 + L`` positions (no resampling).
+    ``cfg.max_len``; a shorter sequence uses the first ``1 + L`` positions (no resampling). Trailing
+    columns that are padding in every row are dropped first (``L`` = the batch's longest text): the
+    sources pad every text to ``max_len``, and padding is masked, so this changes no real token's
+    state, only the work.
     """
 
     def __init__(self, cfg: TextEncoderConfig, dim: int, vocab_size: int, dropout: float = 0.0) -> None:
@@ -39,6 +42,9 @@ class TextEncoder(TokenEncoder):
             raise ValueError(
                 f"text of length {length} exceeds max_len {self.max_len} (model.encoders.text.max_len)"
             )
+        used = (ids != 0).any(dim=0).nonzero()
+        length = int(used.max()) + 1 if len(used) else 1
+        ids = ids[:, :length]
         tokens = self.add_cls_and_pos(self.embed(ids), (length,))
         mask = F.pad(ids != 0, (1, 0), value=True)
         return tokens, mask
