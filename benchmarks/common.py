@@ -240,6 +240,7 @@ def run_experiment(
 
     from cotrain.config import TaskConfig
     from cotrain.data.sources import build_task_data
+    from cotrain.tasks import task_inputs
     from cotrain.train.probe import linear_probe
     from cotrain.train.trainer import Trainer
 
@@ -258,7 +259,7 @@ def run_experiment(
     for row in probe_tasks:
         tcfg = TaskConfig.model_validate(row)
         data = build_task_data(tcfg, cfg)
-        probes[tcfg.name] = linear_probe(model, data, epochs=probe_epochs, seed=cfg.run.seed)
+        probes[tcfg.name] = linear_probe(model, data, task_inputs(tcfg), epochs=probe_epochs, seed=cfg.run.seed)
     out = {
         "name": cfg.name,
         "results": results,
@@ -422,6 +423,28 @@ def mean(xs: Iterable[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def mean_std(xs: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value) of the per-seed values."""
+    xs = list(xs)
+    m = mean(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def fmt_ms(xs: Iterable[float], digits: int = 3) -> str:
+    """``mean ± std`` of per-seed values."""
+    m, sd = mean_std(xs)
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+
+def beyond_noise(a: Iterable[float], b: Iterable[float]) -> bool:
+    """BENCHMARK.md's rule: a difference between two arms is a finding only when it exceeds the
+    spread of both, i.e. their mean ± std intervals do not overlap."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    return abs(ma - mb) > sa + sb
+
+
 def img_path(out: str | Path, filename: str) -> tuple[Path, str]:
     """Where a plot goes (``img/`` beside the results file) and its link relative to that file."""
     out = Path(out)
@@ -437,6 +460,12 @@ def add_common_args(ap: argparse.ArgumentParser, runs_dir: str) -> None:
     ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (1: run in this process)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--seed", type=int, default=0, help="run and data seed")
+
+
+def add_seeds_arg(ap: argparse.ArgumentParser, default: list[int]) -> None:
+    """``--seeds``: every arm runs once per seed; tables give mean ± std (BENCHMARK.md: at least 3)."""
+    ap.add_argument("--seeds", type=int, nargs="+", default=default,
+                    help=f"run every arm with each of these seeds and report mean ± std (default {default})")
     ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, cuda:1, ...)")
 
 
@@ -445,6 +474,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"--steps-scale must be > 0, got {args.steps_scale}")
     if args.workers < 1 or args.threads < 1:
         raise SystemExit("--workers and --threads must be >= 1")
+    if getattr(args, "seeds", None) is not None and len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"--seeds must be distinct, got {args.seeds}")
 
 
 def save_figure(fig, path: Path) -> None:

@@ -29,7 +29,11 @@ steps. Five runs on 2 worker processes take 3 rounds: ~10-12 min on two free cor
 written under it. The full preset (GPU) uses S = 3,000.
 
     python benchmarks/e4_schedules.py [--preset small|full] [--steps-scale 1.0]
-        [--out docs/results.md] [--runs-dir runs/bench/e4] [--weighting classes|temperature]
+        [--out docs/results.md] [--runs-dir runs/bench/e4] [--weighting classes|temperature] [--seeds 0 1 2]
+
+Every schedule runs with each seed (default 0, 1, 2: its own data, initialisation and batches); the
+table gives mean ± std over the seeds, and a difference is called a finding only when the arms'
+mean ± std intervals do not overlap (BENCHMARK.md, "How a finding is judged").
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ FIRST = 3  # task-by-task's early tasks, checked for forgetting
 FORGET_MARGIN = 0.05  # a drop of more than 5 points counts as forgetting
 
 
-def schedule_configs(args, tasks: list[str]) -> list[dict]:
-    """One config dict per schedule, at equal compute (S x K task batches each)."""
+def schedule_configs(args, tasks: list[str], seed: int) -> list[dict]:
+    """One config dict per schedule, at equal compute (S x K task batches each), for ``seed``."""
     from cotrain.data.world import CLASS_NAMES
 
     s = common.per_task_steps(args.preset, args.steps_scale)
@@ -59,8 +63,8 @@ def schedule_configs(args, tasks: list[str]) -> list[dict]:
     for kind in SCHEDULES:
         steps = s if kind == "accumulate" else s * k
         raw = common.base_config(
-            args.preset, tasks=tasks, steps=steps, seed=args.seed, device=args.device,
-            out_dir=str(Path(args.runs_dir) / kind), name=f"e4-{kind}", threads=args.threads,
+            args.preset, tasks=tasks, steps=steps, seed=seed, device=args.device,
+            out_dir=str(Path(args.runs_dir) / f"seed{seed}" / kind), name=f"e4-{kind}-s{seed}", threads=args.threads,
         )
         raw["schedule"] = {"kind": kind}
         if kind == "weighted":
@@ -87,41 +91,49 @@ def weighting_text(args, tasks: list[str]) -> str:
             f"(all training sets are the same size, so size/temperature weighting would equal uniform): {probs}.")
 
 
-def forgetting_sentence(rows: dict[str, dict], tasks: list[str], chance: dict[str, float]) -> str:
-    first = tasks[:FIRST]
+def first_mean(run: dict, tasks: list[str]) -> float:
+    return common.mean(run["results"][t]["value"] for t in tasks)
+
+
+def forgetting_sentence(rows: dict[str, list[dict]], tasks: list[str], chance: dict[str, float]) -> str:
+    """Task-by-task's first tasks against the other schedules', per seed, judged against the spread."""
+    first, later = tasks[:FIRST], tasks[FIRST:]
     others = [k for k in rows if k != "task_by_task"]
-    tbt = common.mean(rows["task_by_task"]["results"][t]["value"] for t in first)
-    rest = common.mean(common.mean(rows[k]["results"][t]["value"] for t in first) for k in others)
+    n = len(rows["task_by_task"])
+    tbt = [first_mean(r, first) for r in rows["task_by_task"]]
+    rest = [common.mean(first_mean(rows[k][i], first) for k in others) for i in range(n)]
+    tbt_later = [first_mean(r, later) for r in rows["task_by_task"]]
+    rest_later = [common.mean(first_mean(rows[k][i], later) for k in others) for i in range(n)]
+    (mt, _), (mr, _) = common.mean_std(tbt), common.mean_std(rest)
     ch = common.mean(chance[t] for t in first)
-    later = tasks[FIRST:]
-    tbt_later = common.mean(rows["task_by_task"]["results"][t]["value"] for t in later)
-    rest_later = common.mean(common.mean(rows[k]["results"][t]["value"] for t in later) for k in others)
-    diff = tbt - rest
-    if diff < -FORGET_MARGIN:
-        verdict = "its early tasks are forgotten"
-        if tbt - ch < 0.5 * (rest - ch):
-            verdict += " (it keeps less than half of the others' margin over chance)"
-    elif diff > FORGET_MARGIN:
-        verdict = "its early tasks are not forgotten: it is ahead of the other schedules on them"
+    if mr - mt > FORGET_MARGIN and common.beyond_noise(tbt, rest):
+        verdict = "its early tasks are forgotten, beyond the spread of the seeds"
+    elif common.beyond_noise(tbt, rest):
+        verdict = "the difference exceeds the spread of the seeds but is small"
     else:
-        verdict = f"its early tasks are not forgotten (within {FORGET_MARGIN * 100:.0f} points of the others)"
+        verdict = "within noise (the seeds' spreads overlap): no forgetting is shown"
     return (
         f"Task-by-task trains {' → '.join(tasks)} in that order. On its first {len(first)} tasks "
-        f"({', '.join(first)}) it reaches a mean test top-1 of {tbt:.3f}, against {rest:.3f} for the other "
-        f"{len(others)} schedules on the same tasks ({diff * 100:+.1f} points; chance {ch:.3f}): {verdict}. "
-        f"On the later {len(later)} tasks it reaches {tbt_later:.3f} against {rest_later:.3f} "
-        f"({(tbt_later - rest_later) * 100:+.1f} points)."
+        f"({', '.join(first)}) it reaches a mean test top-1 of {common.fmt_ms(tbt)} over {n} seeds, against "
+        f"{common.fmt_ms(rest)} for the other {len(others)} schedules on the same tasks "
+        f"({(mt - mr) * 100:+.1f} points; chance {ch:.3f}): {verdict}. On the later {len(later)} tasks it reaches "
+        f"{common.fmt_ms(tbt_later)} against {common.fmt_ms(rest_later)}."
     )
 
 
-def best_sentence(rows: dict[str, dict], tasks: list[str]) -> str:
-    means = {k: common.mean(r["results"][t]["value"] for t in tasks) for k, r in rows.items()}
-    order = sorted(means, key=means.get, reverse=True)
-    ranking = " > ".join(f"{k} ({means[k]:.3f})" for k in order)
-    return f"Mean test top-1, best to worst: {ranking}."
+def best_sentence(rows: dict[str, list[dict]], tasks: list[str]) -> str:
+    means = {k: [first_mean(r, tasks) for r in runs] for k, runs in rows.items()}
+    order = sorted(means, key=lambda k: common.mean(means[k]), reverse=True)
+    ranking = " > ".join(f"{k} ({common.fmt_ms(means[k])})" for k in order)
+    best = order[0]
+    tied = [k for k in order[1:] if not common.beyond_noise(means[best], means[k])]
+    apart = [k for k in order[1:] if k not in tied]
+    return (f"Mean test top-1 over the {len(tasks)} tasks, best to worst (mean ± std over seeds): {ranking}. "
+            f"Within noise of the best ({best}): {', '.join(tied) or 'none'}; below it beyond the spread: "
+            f"{', '.join(apart) or 'none'}.")
 
 
-def plot(rows: dict[str, dict], tasks: list[str], chance: dict[str, float], path: Path) -> None:
+def plot(rows: dict[str, list[dict]], tasks: list[str], chance: dict[str, float], path: Path) -> None:
     import numpy as np
 
     plt = common.plt()
@@ -129,15 +141,16 @@ def plot(rows: dict[str, dict], tasks: list[str], chance: dict[str, float], path
     x = np.arange(len(cols))
     width = 0.8 / len(rows)
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(cols)), 4.2))
-    for i, (kind, r) in enumerate(rows.items()):
-        vals = [r["results"][t]["value"] for t in tasks]
-        vals.append(common.mean(vals))
-        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=kind)
+    for i, (kind, runs) in enumerate(rows.items()):
+        stats = [common.mean_std(r["results"][t]["value"] for r in runs) for t in tasks]
+        stats.append(common.mean_std(first_mean(r, tasks) for r in runs))
+        ax.bar(x - 0.4 + width * (i + 0.5), [m for m, _ in stats], width, yerr=[sd for _, sd in stats],
+               capsize=2, label=kind)
     ch = [chance[t] for t in tasks] + [common.mean(chance.values())]
     ax.scatter(x, ch, marker="_", s=900, color="black", zorder=3, label="chance")
     ax.set_xticks(x)
     ax.set_xticklabels(cols, rotation=20)
-    ax.set_ylabel("test top-1")
+    ax.set_ylabel("test top-1 (mean ± std over seeds)")
     ax.set_ylim(0, 1)
     ax.set_title("E4: co-training schedules at equal compute")
     ax.legend(ncol=3, fontsize=8, loc="upper right")
@@ -147,6 +160,7 @@ def plot(rows: dict[str, dict], tasks: list[str], chance: dict[str, float], path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_common_args(ap, runs_dir="runs/bench/e4")
+    common.add_seeds_arg(ap, [0, 1, 2])
     ap.add_argument("--weighting", choices=["classes", "temperature"], default="classes",
                     help="weighted schedule: explicit weights = number of classes (default), or p ~ n^(1/T), T=2")
     args = ap.parse_args(argv)
@@ -157,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     note = common.espeak_note(dropped)
     if note:
         print(note, flush=True)
-    raws = schedule_configs(args, tasks)
+    per_seed = {seed: schedule_configs(args, tasks, seed) for seed in args.seeds}
+    raws = [raw for seed in args.seeds for raw in per_seed[seed]]
     device = raws[0]["run"]["device"]
     s = common.per_task_steps(args.preset, args.steps_scale)
-    print(f"E4: {len(SCHEDULES)} schedules x {len(tasks)} tasks, S = {s} steps per task "
+    print(f"E4: {len(SCHEDULES)} schedules x {len(tasks)} tasks x seeds {args.seeds}, S = {s} steps per task "
           f"({s * len(tasks)} task batches per schedule), preset {args.preset}, device {device}", flush=True)
     prep = common.prepare_data(raws)
     print(f"  data ready in {prep:.0f} s", flush=True)
@@ -168,21 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(common.run_experiment, (raw,), {}) for raw in raws]
     done = common.run_many(
         jobs, workers=args.workers, threads=args.threads,
-        label=lambda i, r: f"{SCHEDULES[i]}: mean {common.mean(v['value'] for v in r['results'].values()):.3f} "
+        label=lambda i, r: f"{r['name']}: mean {common.mean(v['value'] for v in r['results'].values()):.3f} "
                            f"({r['wall_s']:.0f} s)",
     )
-    rows = dict(zip(SCHEDULES, done))
-    chance = {t: rows["uniform"]["results"][t]["chance"] for t in tasks}
+    k = len(SCHEDULES)
+    rows = {kind: [done[j * k + i] for j in range(len(args.seeds))] for i, kind in enumerate(SCHEDULES)}
+    chance = {t: rows["uniform"][0]["results"][t]["chance"] for t in tasks}
 
-    # table: one row per schedule, one column per task + mean; best per column in bold
-    per_col = [[r["results"][t]["value"] for r in rows.values()] for t in tasks]
-    per_col.append([common.mean(r["results"][t]["value"] for t in tasks) for r in rows.values()])
-    bold = [common.bold_best(col) for col in per_col]
+    # table: one row per schedule, one column per task + mean; mean ± std over seeds, best mean in bold
+    means = {kind: [common.mean_std(r["results"][t]["value"] for r in runs)[0] for t in tasks]
+             + [common.mean_std(first_mean(r, tasks) for r in runs)[0]] for kind, runs in rows.items()}
     table_rows = []
-    for i, (kind, r) in enumerate(rows.items()):
-        updates = raws[i]["run"]["steps"]  # accumulate: one update per step of K batches
-        batches = sum(v["steps"] for v in r["results"].values())
-        table_rows.append([f"`{kind}`", f"{updates:,}", f"{batches:,}", *[b[i] for b in bold]])
+    for i, (kind, runs) in enumerate(rows.items()):
+        updates = per_seed[args.seeds[0]][i]["run"]["steps"]  # accumulate: one update per step of K batches
+        batches = sum(v["steps"] for v in runs[0]["results"].values())
+        cells = [common.fmt_ms(r["results"][t]["value"] for r in runs) for t in tasks]
+        cells.append(common.fmt_ms(first_mean(r, tasks) for r in runs))
+        best = [max(means[q][c] for q in means) for c in range(len(cells))]
+        cells = [f"**{c}**" if means[kind][j] == best[j] else c for j, c in enumerate(cells)]
+        table_rows.append([f"`{kind}`", f"{updates:,}", f"{batches:,}", *cells])
     table_rows.append(["chance", "", "", *[common.fmt(chance[t]) for t in tasks], common.fmt(common.mean(chance.values()))])
     table = common.markdown_table(["schedule", "updates", "task batches", *tasks, "mean"], table_rows)
 
@@ -194,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     setup = (
         f"Setup: preset `{args.preset}`{f' × steps-scale {args.steps_scale:g}' if args.steps_scale != 1 else ''}; "
         f"model dim {p.dim}, depth {p.depth}, {p.num_heads} heads, L_adapt 0 "
-        f"({rows['uniform']['params']['total']:,} parameters); batch {p.batch_size} per task; "
+        f"({rows['uniform'][0]['params']['total']:,} parameters); batch {p.batch_size} per task; "
         f"AdamW lr {p.lr:g}, 5% warm-up, cosine decay; {p.n_train:,} train / {p.n_test:,} test examples per task "
-        f"({p.image_size} px, {p.frames} frames, {p.sample_rate // 1000} kHz × {p.seconds:g} s audio); seed {args.seed}. "
+        f"({p.image_size} px, {p.frames} frames, {p.sample_rate // 1000} kHz × {p.seconds:g} s audio); seeds {args.seeds} "
+        f"(each seed draws its own data, initialisation and batches). "
         f"Equal compute: S = {s} batches per task, i.e. {s * len(tasks):,} task batches per schedule "
         f"(one-task schedules: {s * len(tasks):,} steps of one batch; `accumulate`: {s:,} steps of {len(tasks)} batches). "
         + weighting_text(args, tasks)
@@ -206,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         common.header(device, args.workers, args.threads, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         setup,
         note,
-        "Test top-1 per task (best per column in bold):",
+        f"Test top-1 per task, mean ± std over {len(args.seeds)} seeds (best mean per column in bold):",
         table,
         *sentences,
         f"![E4 schedules]({link})",
