@@ -460,13 +460,13 @@ def add_common_args(ap: argparse.ArgumentParser, runs_dir: str) -> None:
     ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (1: run in this process)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--seed", type=int, default=0, help="run and data seed")
+    ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, cuda:1, ...)")
 
 
 def add_seeds_arg(ap: argparse.ArgumentParser, default: list[int]) -> None:
     """``--seeds``: every arm runs once per seed; tables give mean ± std (BENCHMARK.md: at least 3)."""
     ap.add_argument("--seeds", type=int, nargs="+", default=default,
                     help=f"run every arm with each of these seeds and report mean ± std (default {default})")
-    ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, cuda:1, ...)")
 
 
 def check_args(args: argparse.Namespace) -> None:

@@ -179,7 +179,7 @@ def prepare_vl_data(raws: list[dict]) -> float:
     t0 = time.perf_counter()
     seen = set()
     for raw in raws:
-        key = repr([t["source"] for t in raw["tasks"]]) + repr(raw["model"]["encoders"])
+        key = repr([t["source"] for t in raw["tasks"]]) + repr(raw["model"]["encoders"]) + repr(raw["data"])
         if key in seen:
             continue
         seen.add(key)
