@@ -45,6 +45,7 @@ def main(out: str) -> None:
             "task_steps": trainer.task_steps, "results": sorted(results),
             "checkpoint": str(trainer.last_checkpoint),
         }))
+    dist.barrier()  # both ranks done (rank 0 has written) before the group goes away
     dist.destroy_process_group()
 
 
