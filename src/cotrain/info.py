@@ -21,8 +21,11 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int | None:
     src = task.source
     if src.kind == "world":
         from .data.world import CLASS_NAMES
+        from .data.world.text import TEXT_TASKS, text_class_names
         from .data.world.vl.build import VL_TASKS, vl_class_names
 
+        if src.name in TEXT_TASKS:
+            return len(text_class_names(src.name))
         return len(vl_class_names(src.name)) if src.name in VL_TASKS else len(CLASS_NAMES[src.name])
     if src.kind in VL_FORMAT_KINDS:
         from .data.formats.vl.source import HEAD_TYPES

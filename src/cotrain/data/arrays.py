@@ -175,7 +175,7 @@ class TaskData:
     def __post_init__(self) -> None:
         for split_name in ("train", "val", "test"):
             split = getattr(self, split_name)
-            need = ("text", "text_raw") if self.modality == "vl" else (self.modality,)
+            need = ("text", "text_raw") if self.modality in ("vl", "text") else (self.modality,)
             if not any(k in split.arrays for k in need):
                 raise ValueError(f"task {self.name!r}: {split_name} split has no {' or '.join(map(repr, need))} array")
 

@@ -39,14 +39,17 @@ def task_modality(task: TaskConfig) -> str:
 def _source_modality(task: TaskConfig) -> str:
     if task.source.kind == "world":
         from .world import WORLD_TASKS
+        from .world.text import TEXT_TASKS
         from .world.vl.build import VL_TASKS
 
         if task.source.name in VL_TASKS:
             return "vl"
+        if task.source.name in TEXT_TASKS:
+            return "text"
         if task.source.name not in WORLD_TASKS:
             raise DataError(
                 f"task {task.name!r}: unknown world task {task.source.name!r}; "
-                f"available: {sorted(WORLD_TASKS) + sorted(VL_TASKS)}"
+                f"available: {sorted(WORLD_TASKS) + sorted(VL_TASKS) + sorted(TEXT_TASKS)}"
             )
         return WORLD_TASKS[task.source.name]
     if task.source.kind in VL_FORMAT_KINDS:
@@ -56,6 +59,7 @@ def _source_modality(task: TaskConfig) -> str:
 
 def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -> TaskData:
     from .world import build_world_task
+    from .world.text import TEXT_TASKS, build_text_world_task
     from .world.vl.build import VL_TASKS, build_vl_world_task
 
     enc, src = cfg.model.encoders, task.source
@@ -65,6 +69,8 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
     )
     if src.name in VL_TASKS:
         return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions, **common)
+    if src.name in TEXT_TASKS:
+        return build_text_world_task(src.name, **common)
     size = enc.video.image_size if task_modality(task) == "video" else enc.image.image_size
     return build_world_task(
         src.name, image_size=size, frames=enc.video.frames, sample_rate=enc.audio.sample_rate,
@@ -138,9 +144,10 @@ def build_tokenizer_for(
 
     ``vocab_file`` (a checkpoint's vocab.txt) wins over the config, so a loaded model keeps its ids.
     A vocabulary built from data learns from the text TSVs' training sentences plus ``extra_texts``
-    (the V&L tasks' training questions / captions).
+    (the training texts of the tasks that carry ``text_raw``: V&L questions / captions, world text tasks).
     """
     text_tasks = [t for t in cfg.tasks if task_modality(t) == "text"]
+    tsv_tasks = [t for t in text_tasks if t.source.kind == "text_tsv"]
     if not text_tasks and not extra_texts and vocab_file is None:
         return None
     from .tokenizer import build_tokenizer
@@ -153,21 +160,36 @@ def build_tokenizer_for(
     from .formats.text_tsv import read_tsv_texts
 
     texts = []
-    for t in text_tasks:  # training sentences only, split exactly as the reader will split them
+    for t in tsv_tasks:  # training sentences only, split exactly as the reader will split them
         kw = _folder_kwargs(t, cfg)
         kw.pop("name")
         texts += read_tsv_texts(t.source.path, split="train", **kw)
     return build_tokenizer(tcfg, texts + list(extra_texts or []))
 
 
-def tokenize_vl(data: TaskData, tokenizer, max_len: int) -> TaskData:
-    """Add ``text`` int64 ``[N, max_len]`` to every split of a V&L task from its ``text_raw``."""
-    for split in (data.train, data.val, data.test):
-        raw = split.arrays.get("text_raw")
+def tokenize_raw_text(data: TaskData, tokenizer, max_len: int) -> TaskData:
+    """Add ``text`` int64 ``[N, max_len]`` to every split of a task from its ``text_raw`` (str ``[N]``:
+    a V&L task, a world text task)."""
+    if tokenizer is None:
+        raise DataError(f"task {data.name!r} reads text but no tokenizer was built")
+    for name in ("train", "val", "test"):
+        raw = data.split(name).arrays.get("text_raw")
         if raw is None:
-            raise DataError(f"task {data.name!r}: a vision-and-language split has no text_raw array")
-        split.arrays["text"] = tokenizer.encode([str(x) for x in raw], max_len)
+            raise DataError(f"task {data.name!r}: its {name} split has no text_raw array to tokenize")
+        data.split(name).arrays["text"] = tokenizer.encode([str(x) for x in raw], max_len)
     return data
+
+
+tokenize_vl = tokenize_raw_text  # the V&L name of the same step
+
+
+def _has_raw_text(task: TaskConfig, modality: str) -> bool:
+    """The task's data comes with ``text_raw`` to tokenize (V&L tasks, world text tasks)."""
+    if modality == "vl":
+        return True
+    from .world.text import TEXT_TASKS
+
+    return task.source.kind == "world" and task.source.name in TEXT_TASKS
 
 
 def build_task_data(task: TaskConfig, cfg: ExperimentConfig, *, tokenizer=None, progress: bool = False) -> TaskData:
@@ -184,17 +206,18 @@ def build_all_task_data(
 ) -> tuple[dict[str, TaskData], object | None]:
     """Load every task of ``cfg``; returns ``({task: TaskData}, tokenizer or None)``."""
     modality = {t.name: task_modality(t) for t in cfg.tasks}  # unknown names fail before any work
-    vl = {t.name: build_task_data(t, cfg, progress=progress) for t in cfg.tasks if modality[t.name] == "vl"}
-    if cfg.data.clean and vl:
+    raw = {t.name: build_task_data(t, cfg, progress=progress)
+           for t in cfg.tasks if _has_raw_text(t, modality[t.name])}
+    if cfg.data.clean and raw:
         from .clean_split import clean_task_data
 
-        clean_task_data(vl)
-    extra = [str(x) for d in vl.values() for x in d.train.arrays["text_raw"]]
+        clean_task_data(raw)
+    extra = [str(x) for d in raw.values() for x in d.train.arrays["text_raw"]]
     tokenizer = build_tokenizer_for(cfg, vocab_file, extra)
     out = {}
     for t in cfg.tasks:
-        if t.name in vl:
-            out[t.name] = tokenize_vl(vl[t.name], tokenizer, cfg.model.encoders.text.max_len)
+        if t.name in raw:
+            out[t.name] = tokenize_raw_text(raw[t.name], tokenizer, cfg.model.encoders.text.max_len)
         else:
             out[t.name] = build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
     return out, tokenizer
