@@ -160,3 +160,28 @@ def test_vocab_learning_is_reproducible_across_processes(tmp_path):
         outs.append(out.read_text())
     assert outs[0] == outs[1]
     assert len(outs[0].splitlines()) == 80
+
+
+PAIR = "There are two red circles. The disc is made of wood. [SEP] The Circle is made of metal."
+
+
+def test_written_sep_matches_transformers_pair_encoding(minilm_path, monkeypatch):
+    """A "[SEP]" in the text is the SEP id, as the oracle encodes a (premise, hypothesis) pair."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    transformers = pytest.importorskip("transformers")
+    oracle = transformers.AutoTokenizer.from_pretrained(str(minilm_path), local_files_only=True)
+    premise, hypothesis = PAIR.split(" [SEP] ")
+    want = oracle(premise, hypothesis)["input_ids"][1:-1]  # [CLS] p [SEP] h [SEP] -> p [SEP] h
+    assert want.count(oracle.sep_token_id) == 1
+    assert WordPieceTokenizer.load(minilm_path).encode(PAIR, 64)[0, : len(want)].tolist() == want
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_written_sep_is_one_token_in_a_vocabulary_built_from_data(lowercase):
+    tok = WordPieceTokenizer.train([PAIR] * 3 + CORPUS, 200, lowercase=lowercase)
+    sep = tok.token_to_id("[SEP]")
+    ids = tok.encode(PAIR, 64)[0]
+    assert (ids == sep).sum() == 1
+    assert tok.tokenize(PAIR)[ids.tolist().index(sep)] == "[SEP]"
+    assert not {"[", "]", "sep", "SEP"} & set(tok.get_vocab())  # the written token is not learnt as words

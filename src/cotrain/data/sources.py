@@ -22,6 +22,7 @@ def data_root(cfg: ExperimentConfig) -> Path:
 
 def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -> TaskData:
     from .world import build_world_task, world_task_inputs
+    from .world.text import TEXT_TASKS, build_text_world_task
     from .world.vl.build import VL_TASKS, build_vl_world_task
 
     enc, src = cfg.model.encoders, task.source
@@ -31,6 +32,8 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
     )
     if src.name in VL_TASKS:
         return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions, **common)
+    if src.name in TEXT_TASKS:
+        return build_text_world_task(src.name, **common)
     size = enc.video.image_size if world_task_inputs(src.name) == ("video",) else enc.image.image_size
     return build_world_task(
         src.name, image_size=size, frames=enc.video.frames, sample_rate=enc.audio.sample_rate,

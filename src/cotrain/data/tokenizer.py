@@ -1,8 +1,9 @@
 """WordPiece tokenizer (BERT normalisation and pre-tokenisation) on the Hugging Face ``tokenizers``
 library: trained from data or read from a ``vocab.txt`` / a local BERT-style checkpoint folder.
 
-``encode`` returns word pieces only - no ``[CLS]`` / ``[SEP]``, the text encoder adds its own class
-token - truncated to ``max_len`` and padded with ``[PAD]`` = 0.
+``encode`` returns word pieces only - no ``[CLS]`` / ``[SEP]`` added, the text encoder adds its own
+class token - truncated to ``max_len`` and padded with ``[PAD]`` = 0. A special token written in the
+text stays one token with its id, before any lowercasing: a sentence pair is ``"first [SEP] second"``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -21,6 +23,7 @@ from cotrain.data.errors import DataError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a vocabulary built from data
+_SPECIAL_RE = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
 VOCAB_FILE = "vocab.txt"
 
 
@@ -62,7 +65,9 @@ class WordPieceTokenizer:
 
         Special tokens come first ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4), then the
         characters (word-initial ``c`` and continuation ``##c``), then merged pieces in merge order.
-        The result depends only on the texts (see :func:`learn_wordpiece_vocab`).
+        The result depends only on the texts (see :func:`learn_wordpiece_vocab`). Special tokens
+        written in the texts (``"premise [SEP] hypothesis"``) are not learnt as words: ``encode``
+        keeps each as its one id, whatever the case setting.
         """
         from tokenizers import normalizers, pre_tokenizers
 
@@ -80,7 +85,7 @@ class WordPieceTokenizer:
             chunk.clear()
 
         for text in texts:
-            chunk.append(str(text))
+            chunk.append(_SPECIAL_RE.sub(" ", str(text)))
             if len(chunk) >= 1024:
                 flush()
         if chunk:

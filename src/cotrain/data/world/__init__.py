@@ -7,6 +7,7 @@ Public API::
 
 Tasks (``WORLD_TASKS`` maps name -> modality): ``shapes``, ``count``, ``digits`` (image);
 ``motion``, ``moving-digits`` (video); ``sounds``, ``spoken-digits`` (audio, the latter needs espeak-ng).
+The vision-and-language tasks live in :mod:`.vl`, the text-only ones (``text-nli``) in :mod:`.text`.
 """
 
 from .build import CLASS_NAMES, GENERATOR_VERSION, WORLD_TASKS, build_world_task, cache_key, espeak_available

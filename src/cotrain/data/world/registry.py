@@ -10,12 +10,8 @@ from ..errors import DataError
 
 def _families():
     from .build import CLASS_NAMES, WORLD_TASKS
+    from .text import TEXT_TASKS, text_class_names
     from .vl.build import VL_TASKS, vl_class_names
-
-    try:  # TEMP until text-nli lands
-        from .text import TEXT_TASKS, text_class_names
-    except ImportError:
-        TEXT_TASKS, text_class_names = {}, None
 
     return WORLD_TASKS, CLASS_NAMES, VL_TASKS, vl_class_names, TEXT_TASKS, text_class_names
 

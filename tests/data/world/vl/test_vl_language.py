@@ -112,3 +112,22 @@ def test_caption_styles_differ(small):
     assert all(t == t.lower() and not t.endswith(".") for t in coco)
     assert np.mean([bool(set(words(t)) & verbs) for t in flickr]) > 0.8
     assert not any(set(words(t)) & verbs for t in coco)
+
+
+def test_one_word_per_meaning_keeps_the_first_synonym_inside_the_block_only():
+    from cotrain.data.world.vl.language import SHAPE_WORDS, noun_phrase, one_word_per_meaning
+
+    rng = np.random.default_rng(0)
+    outside = {noun_phrase(rng, {"shape": "circle"}) for _ in range(40)}
+    assert outside == set(SHAPE_WORDS["circle"])  # every synonym turns up
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        with one_word_per_meaning():
+            circles = {noun_phrase(rng, {"shape": "circle"}, post=False) for _ in range(20)}
+            stars = {noun_phrase(rng, {"shape": "star"}, post=False) for _ in range(20)}
+            with one_word_per_meaning():  # a nested block draws afresh
+                inner = {noun_phrase(rng, {"shape": "circle"}, post=False) for _ in range(20)}
+            again = {noun_phrase(rng, {"shape": "circle"}, post=False) for _ in range(20)}
+        assert len(circles) == len(stars) == len(inner) == 1 and again == circles
+    rng = np.random.default_rng(1)
+    assert len({noun_phrase(rng, {"shape": "circle"}) for _ in range(40)}) > 1  # drawn per word again after it

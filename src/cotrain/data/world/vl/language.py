@@ -12,6 +12,8 @@ Descriptions (dicts of ``shape`` / ``colour`` / ``size``) and the scene logic li
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -76,19 +78,50 @@ def plural(word: str) -> str:
     return PLURAL.get(word, word + "s")
 
 
+def indefinite(phrase: str) -> str:
+    """``phrase`` with "a" / "an" in front."""
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+_WORDING: ContextVar[dict | None] = ContextVar("cotrain_world_wording", default=None)
+
+
+def synonym(rng: np.random.Generator, table: dict[str, tuple[str, ...]], key: str) -> str:
+    """A word for meaning ``key`` of ``table`` (e.g. ``SHAPE_WORDS``, ``"circle"``): drawn uniformly,
+    or inside :func:`one_word_per_meaning` the word drawn the first time this meaning was named."""
+    fixed = _WORDING.get()
+    if fixed is None:
+        return pick(rng, table[key])
+    options = table[key]
+    if options not in fixed:
+        fixed[options] = pick(rng, options)
+    return fixed[options]
+
+
+@contextmanager
+def one_word_per_meaning():
+    """Within the block every meaning keeps the first synonym drawn for it (one text that calls a
+    circle "disc" calls it "disc" throughout), so words match across the sentences of one example."""
+    token = _WORDING.set({})
+    try:
+        yield
+    finally:
+        _WORDING.reset(token)
+
+
 def noun_phrase(
     rng: np.random.Generator, desc: dict, *, plural_form: bool = False, post: bool = True, generic: str | None = None
 ) -> str:
     """Words for ``desc`` (no article): synonyms drawn per word; the colour sometimes after the noun
     ("circle that is red", "circle in red") when ``post`` and singular."""
     if "shape" in desc:
-        noun = pick(rng, SHAPE_WORDS[desc["shape"]])
+        noun = synonym(rng, SHAPE_WORDS, desc["shape"])
     else:
         noun = generic or pick(rng, GENERIC_NOUNS)
     if plural_form:
         noun = plural(noun)
-    size = pick(rng, SIZE_WORDS[desc["size"]]) if "size" in desc else None
-    colour = pick(rng, COLOUR_WORDS[desc["colour"]]) if "colour" in desc else None
+    size = synonym(rng, SIZE_WORDS, desc["size"]) if "size" in desc else None
+    colour = synonym(rng, COLOUR_WORDS, desc["colour"]) if "colour" in desc else None
     if colour and post and not plural_form and rng.random() < 0.3:
         tail = pick(rng, ("that is", "in"))
         return " ".join(w for w in (size, noun, tail, colour) if w)
@@ -96,7 +129,7 @@ def noun_phrase(
 
 
 def rel_words(rng: np.random.Generator, rel: str) -> str:
-    return pick(rng, REL_WORDS[rel])
+    return synonym(rng, REL_WORDS, rel)
 
 
 def with_fillers(rng: np.random.Generator, text: str, p_prefix: float = 0.2, p_suffix: float = 0.2) -> str:

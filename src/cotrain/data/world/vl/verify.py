@@ -29,11 +29,13 @@ unhedged property is present).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..scene import COLOUR_NAMES, Scene
 from .facts import Facts, absent_desc, facts_for, pick_desc, random_desc
-from .language import COLOUR_WORDS, RELATIONS, noun_phrase, number_word, pick, rel_words, sentence
+from .language import COLOUR_WORDS, RELATIONS, indefinite, noun_phrase, number_word, pick, rel_words, sentence, synonym
 from .retrieval import holds
 
 NLVR_CLASSES = ["false", "true"]
@@ -44,8 +46,7 @@ PROPERTIES: tuple[str, ...] = (
 )
 
 
-def _a(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+_a = indefinite
 
 
 def count_phrase(rng, n: int, desc: dict, exact: bool = True) -> str:
@@ -129,8 +130,29 @@ def nlvr_statement(left: Scene, right: Scene, rng: np.random.Generator, want: bo
 
 
 # -- snli-ve ---------------------------------------------------------------------------------------
-def _hedge(rng, text: str) -> str:
+def hedge(rng, text: str) -> str:
+    """``text``, 30 % of the time followed by a hedge that asserts nothing (", which might be hollow,")."""
     return text + f", which might be {pick(rng, PROPERTIES)}," if rng.random() < 0.3 else text
+
+
+def relation_clause(f: Facts, rng: np.random.Generator, i: int, rel: str, j: int) -> str:
+    """"the <object i> is <rel> the <object j>", each object by one of its unique descriptions."""
+    a = noun_phrase(rng, pick_desc(rng, f.unique(i)), post=False)
+    b = noun_phrase(rng, pick_desc(rng, f.unique(j)), post=False)
+    return f"the {a} is {rel_words(rng, rel)} the {b}"
+
+
+def colour_clause(f: Facts, rng: np.random.Generator, want: bool) -> str | None:
+    """"the <object> is <colour>" (the object named by shape / size alone) with truth ``want``; None
+    when no object is unique by shape and size."""
+    objs = f.scene.objects
+    cands = [i for i in range(f.k) if f.unique(i, ("shape", "size"))]
+    if not cands:
+        return None
+    i = pick(rng, cands)
+    colour = objs[i].colour if want else pick(rng, [c for c in COLOUR_NAMES if c != objs[i].colour])
+    np_ = noun_phrase(rng, pick_desc(rng, f.unique(i, ("shape", "size"))))
+    return f"the {np_} is {synonym(rng, COLOUR_WORDS, colour)}"
 
 
 def visible_clause(f: Facts, rng: np.random.Generator, want: bool) -> str:
@@ -140,72 +162,99 @@ def visible_clause(f: Facts, rng: np.random.Generator, want: bool) -> str:
         kind = pick(rng, ("exists", "exists", "count", "colour", "relation", "nobj"))
         if kind == "exists":
             d = random_desc(rng, objs[int(rng.integers(f.k))]) if want else absent_desc(rng, f.scene)
-            return _hedge(rng, "there is " + _a(noun_phrase(rng, d, post=False)))
+            return hedge(rng, "there is " + _a(noun_phrase(rng, d, post=False)))
         if kind == "count":
             d = random_desc(rng, objs[int(rng.integers(f.k))], 0.7)
             n = _near(rng, int(f.match(d).sum()), want)
             c = count_phrase(rng, n, d)
             return f"there {'is' if n == 1 else 'are'} {c}"
         if kind == "colour":
-            cands = [i for i in range(f.k) if f.unique(i, ("shape", "size"))]
-            if not cands:
+            text = colour_clause(f, rng, want)
+            if text is None:
                 continue
-            i = pick(rng, cands)
-            colour = objs[i].colour if want else pick(rng, [c for c in COLOUR_NAMES if c != objs[i].colour])
-            np_ = noun_phrase(rng, pick_desc(rng, f.unique(i, ("shape", "size"))))
-            return f"the {np_} is {pick(rng, COLOUR_WORDS[colour])}"
+            return text
         if kind == "relation":
             opts = [(i, r, j) for r in RELATIONS for i in range(f.k) for j in range(f.k)
                     if i != j and f.rel(i, r, j) is want and f.unique(i) and f.unique(j)]
             if not opts:
                 continue
-            i, rel, j = pick(rng, opts)
-            a = noun_phrase(rng, pick_desc(rng, f.unique(i)), post=False)
-            b = noun_phrase(rng, pick_desc(rng, f.unique(j)), post=False)
-            return f"the {a} is {rel_words(rng, rel)} the {b}"
+            return relation_clause(f, rng, *pick(rng, opts))
         n = _near(rng, f.k, want)
         return f"the picture shows {number_word(rng, n, 0.2)} {'object' if n == 1 else 'objects'}"
     raise RuntimeError("no visible clause")
 
 
-def nonvisual_clause(f: Facts, rng: np.random.Generator, present: bool) -> str:
-    """A property the world does not model, about an object that is (``present``) or is not there."""
-    prop = pick(rng, PROPERTIES)
+def property_claim(f: Facts, rng: np.random.Generator, present: bool,
+                   props: tuple[str, ...] = PROPERTIES) -> tuple[dict, bool, str]:
+    """``(desc, definite, prop)``: a property of ``props`` given to an object that is (``present``)
+    or is not there: ``definite`` -> "the <desc> is <prop>" (``desc`` is unique), else "there is a
+    <desc> that is <prop>"."""
+    prop = pick(rng, props)
     if present:
         i = int(rng.integers(f.k))
         if f.unique(i) and rng.random() < 0.5:
-            return f"the {noun_phrase(rng, pick_desc(rng, f.unique(i)), post=False)} is {prop}"
-        d = random_desc(rng, f.scene.objects[i])
-    else:
-        d = absent_desc(rng, f.scene)
-    return f"there is {_a(noun_phrase(rng, d, post=False))} that is {prop}"
+            return pick_desc(rng, f.unique(i)), True, prop
+        return random_desc(rng, f.scene.objects[i]), False, prop
+    return absent_desc(rng, f.scene), False, prop
 
 
-def snli_hypothesis(scene: Scene, rng: np.random.Generator, label: int) -> tuple[str, str]:
-    """A hypothesis with ``label`` (0 entailment, 1 neutral, 2 contradiction); returns (text, kind)."""
-    f = facts_for(scene)
+def property_words(rng: np.random.Generator, desc: dict, definite: bool, prop: str) -> str:
+    """The words of a :func:`property_claim`."""
+    if definite:
+        return f"the {noun_phrase(rng, desc, post=False)} is {prop}"
+    return f"there is {_a(noun_phrase(rng, desc, post=False))} that is {prop}"
+
+
+def nonvisual_clause(f: Facts, rng: np.random.Generator, present: bool) -> str:
+    """A property the world does not model, about an object that is (``present``) or is not there."""
+    return property_words(rng, *property_claim(f, rng, present))
+
+
+def nli_hypothesis(rng: np.random.Generator, label: int, settled: Callable[[bool], str],
+                   unsettled: Callable[[bool], str], companions: bool = True) -> tuple[str, str]:
+    """A hypothesis with ``label`` (0 entailment, 1 neutral, 2 contradiction) from one or two clauses
+    joined by "and"; returns (text, kind). ``settled(want)`` gives a clause the premise shows to be
+    ``want``; ``unsettled(present)`` one it leaves open, about an object that is there (``present``),
+    or else one that fails because its object is missing (a contradiction).
+
+    - entailment ("visible"): one or two settled true clauses;
+    - neutral ("nonvisual"): an unsettled clause (+ a settled true one half the time);
+    - contradiction: a clause about a missing object ("missing-referent", a quarter) or a settled
+      false clause ("false-visible"), sometimes with a true or an unsettled clause.
+
+    ``companions=False``: the deciding clause alone (one clause, no "and")."""
     if label == 0:
-        clauses, kind = [visible_clause(f, rng, True)], "visible"
-        if rng.random() < 0.4:
-            clauses.append(visible_clause(f, rng, True))
+        clauses, kind = [settled(True)], "visible"
+        if companions and rng.random() < 0.4:
+            clauses.append(settled(True))
     elif label == 1:
-        clauses, kind = [nonvisual_clause(f, rng, True)], "nonvisual"
-        if rng.random() < 0.5:
-            clauses.append(visible_clause(f, rng, True))
+        clauses, kind = [unsettled(True)], "nonvisual"
+        if companions and rng.random() < 0.5:
+            clauses.append(settled(True))
     elif rng.random() < 0.25:
-        clauses, kind = [nonvisual_clause(f, rng, False)], "missing-referent"
-        if rng.random() < 0.3:
-            clauses.append(visible_clause(f, rng, True))
+        clauses, kind = [unsettled(False)], "missing-referent"
+        if companions and rng.random() < 0.3:
+            clauses.append(settled(True))
     else:
-        clauses, kind = [visible_clause(f, rng, False)], "false-visible"
-        r = rng.random()
+        clauses, kind = [settled(False)], "false-visible"
+        r = rng.random() if companions else 1.0
         if r < 0.3:
-            clauses.append(visible_clause(f, rng, True))
+            clauses.append(settled(True))
         elif r < 0.6:
-            clauses.append(nonvisual_clause(f, rng, True))
+            clauses.append(unsettled(True))
     order = rng.permutation(len(clauses))
     text = " and ".join(clauses[k].rstrip(",") for k in order)
     return sentence(text), kind
 
 
-__all__ = ["NLVR_CLASSES", "SNLI_VE_CLASSES", "PROPERTIES", "nlvr_statement", "snli_hypothesis"]
+def snli_hypothesis(scene: Scene, rng: np.random.Generator, label: int) -> tuple[str, str]:
+    """A hypothesis with ``label`` (0 entailment, 1 neutral, 2 contradiction) about an image premise;
+    returns (text, kind). Settled clauses are visible ones, unsettled ones give non-visual properties."""
+    f = facts_for(scene)
+    return nli_hypothesis(rng, label, lambda want: visible_clause(f, rng, want),
+                          lambda present: nonvisual_clause(f, rng, present))
+
+
+__all__ = ["NLVR_CLASSES", "SNLI_VE_CLASSES", "PROPERTIES", "nlvr_statement", "snli_hypothesis", "nli_hypothesis",
+           "visible_clause", "colour_clause", "nonvisual_clause", "relation_clause", "property_claim", "property_words",
+           "count_phrase", "hedge"]
