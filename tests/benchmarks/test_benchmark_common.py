@@ -129,7 +129,7 @@ def test_e4_schedules_have_equal_compute(tmp_path):
     args = argparse.Namespace(preset="small", steps_scale=0.1, seed=0, device=None, runs_dir=str(tmp_path),
                               threads=1, weighting="classes")
     tasks = common.DEMO_TASKS
-    raws = e4.schedule_configs(args, tasks)
+    raws = e4.schedule_configs(args, tasks, seed=2)
     s = common.per_task_steps("small", 0.1)
     for raw in raws:
         cfg = config_from_dict(raw)
@@ -139,6 +139,16 @@ def test_e4_schedules_have_equal_compute(tmp_path):
     assert weighted.schedule.weighting == "explicit"
     assert weighted.task("digits").weight > weighted.task("shapes").weight
     assert [Path(r["run"]["out_dir"]).name for r in raws] == e4.SCHEDULES
+    assert {Path(r["run"]["out_dir"]).parent.name for r in raws} == {"seed2"}
+    assert {(r["run"]["seed"], r["data"]["seed"]) for r in raws} == {(2, 2)}  # a seed is its own data too
+
+
+def test_mean_std_and_the_noise_rule():
+    assert common.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert common.mean_std([5.0]) == (5.0, 0.0)
+    assert common.fmt_ms([0.5, 0.7]) == "0.600 ± 0.141"
+    assert common.beyond_noise([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])  # 1.0 ± 0.1 vs 2.0 ± 0.1
+    assert not common.beyond_noise([1.0, 1.4, 0.6], [1.5, 1.6, 1.4])  # 1.0 ± 0.4 reaches 1.4 + ... overlap
 
 
 def test_e5_jobs(tmp_path):
