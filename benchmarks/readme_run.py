@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg, data=data, tokenizer=tok)
     t1 = time.perf_counter()
     results = trainer.fit()
+    t_fit = time.perf_counter() - t1
     total = time.perf_counter() - t0
     params = trainer.model.parameter_counts()["total"]
     beat = sum(r["value"] > r["chance"] for r in results.values())
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         format_results(results, {s.name: s for s in trainer.specs}),
         f"{beat}/{len(results)} tasks beat chance; one model of {params:,} parameters. "
         f"Data {'generated' if args.fresh_data else 'loaded'} in {t_data:.0f} s; training and test evaluation "
-        f"{total - t1:.0f} s; whole job {total:.0f} s ({total / 60:.1f} min).",
+        f"{t_fit:.0f} s; whole job {total:.0f} s ({total / 60:.1f} min).",
     ])
     common.write_section(args.readme, args.config.upper(), md)
     print(md)
