@@ -85,7 +85,7 @@ def _render_section(model: type[BaseModel], path: str, out: list[str]) -> None:
 
 
 def _section_below(tp: Any, key: str) -> tuple[type[BaseModel] | None, str]:
-    """A field's own section and its path: ``model.vl``, ``tasks[]``, ``model.heads.<key>``."""
+    """A field's own section and its path: ``model.coattention``, ``tasks[]``, ``model.heads.<key>``."""
     if is_section(tp):
         return tp, key
     origin, args = get_origin(tp), get_args(tp)

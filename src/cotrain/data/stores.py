@@ -22,7 +22,7 @@ count), so assembling a store never holds more than one image's arrays in memory
 float16: half the disk, page cache and host→device bytes. Region features of bottom-up attention
 are non-negative activations of at most a few hundred; float16 keeps 11 significant bits (relative
 error ≤ 2**-11 ≈ 4.9e-4) and the region encoder casts them to its own dtype
-(``VLModel.encode_visual``: ``feats.to(enc.feat_proj.weight.dtype)``). A value beyond float16's
+(``RegionEncoder.forward``: ``features.to(self.feat_proj.weight.dtype)``). A value beyond float16's
 range (65504) is an error naming the key and row, never a silent ``inf``. Boxes, masks and pixels
 keep their dtype.
 
