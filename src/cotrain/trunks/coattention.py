@@ -24,7 +24,7 @@ from torch import nn
 from cotrain.trunks.crossattn import CoAttentionLayer
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
 from cotrain.trunks.output import (
-    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, task_token_stream,
+    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, with_task_token,
 )
 
 
@@ -71,15 +71,7 @@ class CoAttentionTrunk(nn.Module):
         self.task_tokens = TaskTokens(num_task_tokens, dim) if num_task_tokens > 0 else None
 
     def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
-        if not streams:
-            raise ValueError("the trunk needs at least one stream")
-        streams = dict(streams)
-        tok_kind = None
-        if task_ids is not None:
-            if self.task_tokens is None:
-                raise ValueError("task_ids were given but the trunk has no task tokens (model.task_tokens: none)")
-            tok_kind = task_token_stream(list(streams))
-            streams[tok_kind] = self.task_tokens.insert(streams[tok_kind], task_ids)
+        streams, tok_kind = with_task_token(streams, self.task_tokens, task_ids)
         text = streams.get("text")
         visual = {k: s for k, s in streams.items() if k != "text"}
         v = v_mask = va = lengths = None

@@ -129,6 +129,22 @@ class TaskTokens(nn.Module):
         return Tokens(x, mask)
 
 
+def with_task_token(streams: dict[str, Tokens], task_tokens: TaskTokens | None,
+                    task_ids: torch.Tensor | None) -> tuple[dict[str, Tokens], str | None]:
+    """What every trunk does first: a copy of ``streams`` with ``TASK_t`` inserted into the task-token
+    stream (:func:`task_token_stream`) when ``task_ids`` are given, and the name of that stream."""
+    if not streams:
+        raise ValueError("the trunk needs at least one stream")
+    streams = dict(streams)
+    if task_ids is None:
+        return streams, None
+    if task_tokens is None:
+        raise ValueError("task_ids were given but the trunk has no task tokens (model.task_tokens: none)")
+    kind = task_token_stream(list(streams))
+    streams[kind] = task_tokens.insert(streams[kind], task_ids)
+    return streams, kind
+
+
 def strip_task_token(x: torch.Tensor) -> torch.Tensor:
     """Undo :meth:`TaskTokens.insert` on states ``[B, 1+L, D]`` (or a mask ``[B, 1+L]``)."""
     return torch.cat([x[:, :1], x[:, 2:]], dim=1)
@@ -170,4 +186,5 @@ def concat_streams(streams: dict[str, Tokens], types: TypeEmbeddings | None) -> 
 
 __all__ = [
     "TaskTokens", "Tokens", "TrunkOutput", "TypeEmbeddings", "concat_streams", "strip_task_token", "task_token_stream",
+    "with_task_token",
 ]

@@ -19,7 +19,7 @@ from torch import nn
 
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
 from cotrain.trunks.output import (
-    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, task_token_stream,
+    TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, with_task_token,
 )
 
 
@@ -71,15 +71,7 @@ class SharedTrunk(nn.Module):
         return list(self.adapters[kind])
 
     def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
-        if not streams:
-            raise ValueError("the trunk needs at least one stream")
-        streams = dict(streams)
-        tok_kind = None
-        if task_ids is not None:
-            if self.task_tokens is None:
-                raise ValueError("task_ids were given but the trunk has no task tokens (model.task_tokens: none)")
-            tok_kind = task_token_stream(list(streams))
-            streams[tok_kind] = self.task_tokens.insert(streams[tok_kind], task_ids)
+        streams, tok_kind = with_task_token(streams, self.task_tokens, task_ids)
         for kind, s in streams.items():
             x, mask = s.x, key_padding_to_attn_mask(s.mask)
             for blk in self.adapter_layers(kind):
