@@ -399,5 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``cotrain`` console script: :func:`main`, then exit; a ``torchrun`` worker leaves through
+    :func:`cotrain.train.distributed.exit_distributed` (process group torn down on every rank)."""
+    code = main()
+    if "torch" in sys.modules:
+        from .train.distributed import exit_distributed, under_torchrun
+
+        if under_torchrun():
+            exit_distributed(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

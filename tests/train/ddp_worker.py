@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for `synt
 
 from synthetic import tiny_cfg, tiny_data  # noqa: E402
 
-from cotrain.train.distributed import all_reduce_gradients  # noqa: E402
+from cotrain.train.distributed import all_reduce_gradients, exit_distributed  # noqa: E402
 from cotrain.train.trainer import Trainer  # noqa: E402
 
 
@@ -45,8 +45,7 @@ def main(out: str) -> None:
             "task_steps": trainer.task_steps, "results": sorted(results),
             "checkpoint": str(trainer.last_checkpoint),
         }))
-    dist.barrier()  # both ranks done (rank 0 has written) before the group goes away
-    dist.destroy_process_group()
+    exit_distributed(0)  # barrier, destroy the group, leave without the C++ teardown
 
 
 if __name__ == "__main__":

@@ -39,3 +39,22 @@ def test_two_ranks_average_gradients_and_stay_identical(tmp_path):
     assert r["different_batches"]  # each rank draws its own batches
     assert r["task_steps"] == {"img": 6, "aud": 6} and r["results"] == ["aud", "img"]
     assert (Path(r["checkpoint"]) / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not found")
+def test_cotrain_train_under_torchrun_as_a_user_runs_it(tmp_path):
+    """The README's command: ``torchrun --standalone --nproc_per_node=2 .venv/bin/cotrain train my.yaml``,
+    defaults on (progress bar, tensorboard); both workers leave with status 0 through exit_distributed."""
+    from test_cli import write_cfg
+
+    cfg = write_cfg(tmp_path, steps=12, eval_every=12, checkpoint_every=12, progress=True, tensorboard=True)
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(bindir / "torchrun"), "--standalone", "--nproc_per_node=2", str(bindir / "cotrain"), "train", str(cfg)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    results = json.loads((run / "results.json").read_text())
+    assert sorted(results) == ["bright", "tone"]
+    assert (run / "checkpoints" / "latest").exists() and any((run / "tb").iterdir())
+    assert "tasks beat chance" in proc.stdout

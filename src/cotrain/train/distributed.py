@@ -18,8 +18,11 @@ identical), so Dynamic Stop-and-Go makes the same decisions on all ranks.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -88,3 +91,28 @@ def all_reduce_gradients(params, world_size: int) -> None:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def exit_distributed(code: int) -> NoReturn:
+    """End a ``torchrun`` worker: wait for every rank, destroy the process group, run the ``atexit``
+    handlers, flush, and leave with ``os._exit(code)``.
+
+    A plain interpreter exit after ``destroy_process_group`` aborted with "terminate called without
+    an active exception" (SIGABRT, so torchrun reports the run as failed) in about 2% of runs on a
+    loaded 2-core machine -- after all work was done, in the C++ static destructors. Skipping those
+    destructors is the only part of a normal exit this leaves out.
+    """
+    try:
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    finally:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def under_torchrun() -> bool:
+    """Whether this process is one of several ``torchrun`` workers (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -170,6 +170,23 @@ def cached_splits(
     return splits, extra, cached
 
 
+def world_meta(name: str, seed: int, params: dict, path: Path | None, cached: bool, extra: dict, **more) -> dict:
+    """The ``TaskData.meta`` every world builder writes: how the task was made (``params``, the task
+    seed, the split offsets), where it is cached, the per-split arrays that are not inputs
+    (``extra``, e.g. which question template made a row) and the builder's own ``more`` keys."""
+    meta = {
+        "source": "world",
+        **more,
+        "params": params,
+        "task_seed": task_seed(seed, name),
+        "index_offsets": dict(SPLIT_OFFSETS),
+        "cache_path": None if path is None else str(path),
+        "from_cache": cached,
+        "extra": extra,
+    }
+    return meta
+
+
 def build_world_task(
     name: str,
     *,
@@ -225,16 +242,7 @@ def build_world_task(
         path, (modality, "label"),
         lambda split: _GENERATORS[name](name, seed, split, sizes[split], cfg),
     )
-    meta: dict = {
-        "source": "world",
-        "params": params,
-        "task_seed": task_seed(seed, name),
-        "index_offsets": dict(SPLIT_OFFSETS),
-        "cache_path": None if path is None else str(path),
-        "from_cache": cached,
-    }
-    if any(extra[s] for s in SPLITS):
-        meta["extra"] = extra  # e.g. digit_index: which sklearn digit each example shows
+    meta = world_meta(name, seed, params, path, cached, extra)  # extra: e.g. digit_index (which sklearn digit)
     return TaskData(
         name=name,
         class_names=list(CLASS_NAMES[name]),

@@ -129,18 +129,8 @@ def build_text_world_task(
         return _gen_nli(name, seed, stream[0], split, sizes[split], progress)
 
     splits, extra, cached = world_build.cached_splits(path, REQUIRED, generate)
-    meta = {
-        "source": "world",
-        "pool": TEXT_TASKS[name].pool,
-        "image_size": image_size,
-        "generator_version": TEXT_GENERATOR_VERSION,
-        "params": params,
-        "task_seed": task_seed(seed, name),
-        "index_offsets": dict(SPLIT_OFFSETS),
-        "cache_path": None if path is None else str(path),
-        "from_cache": cached,
-        "extra": extra,
-    }
+    meta = world_build.world_meta(name, seed, params, path, cached, extra, pool=TEXT_TASKS[name].pool,
+                                  image_size=image_size, generator_version=TEXT_GENERATOR_VERSION)
     return TaskData(
         name=name,
         class_names=text_class_names(name),

@@ -266,21 +266,9 @@ def build_vl_world_task(
         return _GENERATORS[spec.head_type](ctx[0], split, sizes[split])
 
     splits, extra, cached = world_build.cached_splits(path, COMMON_KEYS + REQUIRED[spec.head_type], generate)
-    meta = {
-        "head_type": spec.head_type,
-        "group": spec.group,
-        "region_dim": REGION_DIM,
-        "image_size": image_size,
-        "generator_version": VL_GENERATOR_VERSION,
-        "pool": spec.pool,
-        "source": "world",
-        "params": params,
-        "task_seed": task_seed(seed, name),
-        "index_offsets": dict(SPLIT_OFFSETS),
-        "cache_path": None if path is None else str(path),
-        "from_cache": cached,
-        "extra": extra,
-    }
+    meta = world_build.world_meta(name, seed, params, path, cached, extra, head_type=spec.head_type, group=spec.group,
+                                  region_dim=REGION_DIM, image_size=image_size, generator_version=VL_GENERATOR_VERSION,
+                                  pool=spec.pool)
     return TaskData(
         name=name,
         class_names=vl_class_names(name),
