@@ -256,9 +256,11 @@ class CoAttentionConfig(_Strict):
 
 class HeadConfig(_Strict):
     """A head, pooled tokens → logits: ``classify`` a softmax over classes, ``multilabel`` a sigmoid
-    per class (BCE); the vision-and-language types are described in docs/architecture.md."""
+    per class (BCE); the vision-and-language types are described in docs/architecture.md; ``detect``
+    (DETR-style set prediction on the decoder states of ``model.trunk: encoder_decoder``) uses the
+    ``match_cost_*``, ``eos_coef`` and ``num_attributes`` keys."""
 
-    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve"] | None = Field(
+    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve", "detect"] | None = Field(
         None, description="the head kind (see cotrain.heads); null: what the data implies (classify / multilabel, or the V&L source's head)")
     mlp: bool = Field(False, description="false: one linear layer; true: Linear-GELU-Linear")
     hidden: int | None = Field(None, description="the MLP's hidden width; null: model.dim")
@@ -266,6 +268,11 @@ class HeadConfig(_Strict):
     num_classes: int | None = Field(None, description="null: taken from the data of the tasks that use the head")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the head's layers")
     loss_weights: dict[str, float] = Field({}, description="weights of the head's loss terms by name (e.g. {ce: 1.0}); unset terms keep the head's defaults")
+    num_attributes: int = Field(0, ge=0, description="detect: attribute classes of a BUTD-style attribute head (from each query's state and its predicted class); 0: no attribute head")
+    match_cost_class: float = Field(1.0, ge=0.0, description="detect: weight of −p(target class) in the Hungarian matching cost")
+    match_cost_bbox: float = Field(5.0, ge=0.0, description="detect: weight of the L1 distance of the normalised (cx, cy, w, h) boxes in the matching cost")
+    match_cost_giou: float = Field(2.0, ge=0.0, description="detect: weight of −GIoU in the matching cost")
+    eos_coef: float = Field(0.1, ge=0.0, le=1.0, description="detect: weight of the no-object class in the class cross-entropy (DETR's eos_coef)")
 
 
 class ModelConfig(_Strict):

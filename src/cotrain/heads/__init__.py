@@ -14,6 +14,7 @@ task's class count sizes it, and the input kind it needs.
 | ``refexp`` | ``W h_{v_i}`` | region states | BCE on IoU targets | refexp |
 | ``nlvr`` | 2-layer MLP | two views concatenated | softmax CE | top1 |
 | ``snli-ve`` | 2-layer MLP | ``h_IMG ⊙ h_CLS`` | softmax CE | top1 |
+| ``detect`` | class linear + 3-layer box MLP (+ attribute MLP) | every decoder layer's query states | Hungarian-matched CE + L1 + GIoU (+ attribute CE) per layer | detection |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from cotrain.config import ConfigError, HeadConfig
 from cotrain.heads.classify import ClassifyHead, pool
 from cotrain.heads.common import Head
+from cotrain.heads.detect import DetectHead
 from cotrain.heads.refexp import RefExpHead
 from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
@@ -34,6 +36,7 @@ HEADS: dict[str, type[Head]] = {
     "refexp": RefExpHead,
     "nlvr": NLVRHead,
     "snli-ve": SNLIVEHead,
+    "detect": DetectHead,
 }
 
 
@@ -53,4 +56,4 @@ def default_metric(kind: str) -> str:
     return head_class(kind).metric
 
 
-__all__ = ["HEADS", "ClassifyHead", "Head", "build_head", "default_metric", "head_class", "pool"]
+__all__ = ["HEADS", "ClassifyHead", "DetectHead", "Head", "build_head", "default_metric", "head_class", "pool"]
