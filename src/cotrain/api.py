@@ -115,9 +115,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ outputs
     @torch.inference_mode()
-    def logits(self, task: str, inputs: Any) -> torch.Tensor:
-        """Raw head outputs (``[B, C]`` for class heads)."""
-        return self.model(self.prepare(task, inputs), task).float().cpu()
+    def logits(self, task: str, inputs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Raw head outputs (``[B, C]`` for class heads; a dict of tensors for detection)."""
+        return to_cpu(self.model(self.prepare(task, inputs), task))
 
     @torch.inference_mode()
     def features(self, task: str, inputs: Any) -> torch.Tensor:
@@ -144,7 +144,7 @@ class Predictor:
         for chunk in chunks:
             batch = self.prepare(task, chunk)
             with torch.inference_mode():
-                probs = head.predict(self.model(batch, task)).float().cpu()
+                probs = to_cpu(head.predict(self.model(batch, task)))
             out.extend(head.results(probs, batch, self.class_names.get(task, []), top_k))
         return out
 
@@ -166,6 +166,13 @@ class Predictor:
     def prepare_one(self, spec: TaskSpec, kind: str, value: Any) -> dict[str, torch.Tensor]:
         arrays = load_input(kind, value, self.cfg.model, self.tokenizer, spec.name)
         return {k: torch.from_numpy(v[None]).to(self.device) for k, v in arrays.items()}
+
+
+def to_cpu(x):
+    """A head's output (a tensor, or a dict of tensors for detection) as float32 on the CPU."""
+    if isinstance(x, dict):
+        return {k: v.float().cpu() for k, v in x.items()}
+    return x.float().cpu()
 
 
 def load(path: str | Path, device: str = "cpu") -> Predictor:

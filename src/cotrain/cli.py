@@ -171,12 +171,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise InputError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
     rows = predict_many(pred, args.task, args.inputs, batch_size=args.batch_size)
+    if spec.head_kind == "detect":
+        return _print_detections(args, rows)
+    if args.draw:
+        raise InputError(f"--draw draws detections; task {args.task!r} is a {spec.head_kind} task")
     for inp, row in zip(args.inputs, rows):
         if args.json:
             print(json.dumps({"input": inp, **row}))
         else:
             alts = ", ".join(f"{k} {v:.3f}" for k, v in list(row["scores"].items())[: args.top_k])
             print(f"{inp}\t{row['label']}\t{row['score']:.3f}\t({alts})")
+    return 0
+
+
+def _print_detections(args: argparse.Namespace, rows: list[dict]) -> int:
+    """Each input, then one line per object: label (attribute), score, box; ``--draw`` writes the
+    picture with its boxes (one input: that file; several: ``out-<i>.png``)."""
+    from .draw import draw_detections
+
+    for i, (inp, row) in enumerate(zip(args.inputs, rows)):
+        if args.json:
+            print(json.dumps({"input": inp, **row}))
+        else:
+            print(f"{inp}\t{len(row['objects'])} objects")
+            for obj in row["objects"]:
+                attr = f" ({obj['attribute']})" if "attribute" in obj else ""
+                print(f"  {obj['label']}{attr}\t{obj['score']:.3f}\tbox {obj['box']}")
+        if args.draw:
+            out = Path(args.draw)
+            if len(args.inputs) > 1:
+                out = out.with_name(f"{out.stem}-{i}{out.suffix}")
+            draw_detections(inp, row["objects"], out)
+            if not args.json:
+                print(f"  drawn to {out}")
     return 0
 
 
@@ -313,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     pd = sub.add_parser("predict", help="predict with a checkpoint", description="Predict TASK for each INPUT: image, audio "
                         "(wav/flac) or video (mp4) files, or sentences for text tasks. Prints input, label, probability, alternatives. "
                         "Vision-and-language tasks take --text and --image: answer a question (vqa), rank images for a caption "
-                        "(retrieval), point at the referred region (refexp), verify a statement (nlvr, snli-ve).")
+                        "(retrieval), point at the referred region (refexp), verify a statement (nlvr, snli-ve). Detection tasks print each "
+                        "object's label, attribute, score and box in pixels of the original picture; --draw writes the picture "
+                        "with them drawn.")
     pd.add_argument("checkpoint")
     pd.add_argument("--task", required=True)
     pd.add_argument("inputs", nargs="*", metavar="INPUT")
@@ -324,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--top-k", type=int, default=3)
     pd.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
     pd.add_argument("--json", action="store_true", help="one JSON object per line")
+    pd.add_argument("--draw", metavar="OUT.png", help="detection tasks: write the picture with its boxes and labels "
+                    "drawn (several inputs: OUT-0.png, OUT-1.png, ...)")
     pd.set_defaults(func=cmd_predict)
 
     i = sub.add_parser("info", help="model sizes, tasks and environment", description="Describe a config (default: the demo): "

@@ -4,7 +4,8 @@ training and at serving time:
 
 - ``image`` / ``video`` / ``audio``: a file path, decoded by :func:`cotrain.data.media.read_media`
   (what the folder readers and the V&L image store call), or an array in the example layout
-  (``[3, H, W]`` uint8, ``[T, 3, H, W]`` uint8, ``[S]`` float32);
+  (``[3, H, W]`` uint8, ``[T, 3, H, W]`` uint8, ``[S]`` float32); an image also gives ``orig_size``
+  int64 ``[2]`` = (height, width) of the picture (after EXIF rotation), as detection data carries it;
 - ``text``: a string, tokenised by the experiment's tokenizer as the sources tokenise (``[L]`` ids),
   or an array of ids;
 - ``regions``: a region file ``.npz`` (``features`` [R, F], ``boxes`` [R, 4] in pixels, ``image_w``,
@@ -58,8 +59,14 @@ def _media(kind: str, value: Any, cfg: ModelConfig, task: str | None) -> dict[st
             "audio": {"sample_rate": enc.audio.sample_rate, "num_samples": round(enc.audio.seconds * enc.audio.sample_rate)},
             "video": {"frames": enc.video.frames, "image_size": enc.video.image_size},
         }[kind]
+        if kind == "image":  # orig_size (height, width): what a detection's boxes are scaled back to
+            pixels, (w, h) = read_media(kind, value, task=task, with_size=True, **params)
+            return {kind: pixels, "orig_size": np.array([h, w], dtype=np.int64)}
         return {kind: read_media(kind, value, task=task, **params)}
-    return {kind: np.asarray(value)}
+    value = np.asarray(value)
+    if kind == "image" and value.ndim == 3:
+        return {kind: value, "orig_size": np.array(value.shape[-2:], dtype=np.int64)}
+    return {kind: value}
 
 
 def _text(value: Any, cfg: ModelConfig, tokenizer) -> dict[str, np.ndarray]:

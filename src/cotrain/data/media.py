@@ -118,13 +118,14 @@ def load_video(path: str | Path, frames: int, image_size: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- user inputs
-def read_media(kind: str, path: str | Path, *, task: str | None = None, **params) -> np.ndarray:
+def read_media(kind: str, path: str | Path, *, task: str | None = None, with_size: bool = False, **params):
     """Decode a file a user named as input of ``kind`` (image / audio / video); ``params`` are the
     loader's (``image_size``; ``sample_rate``, ``num_samples``; ``frames``, ``image_size``).
+    ``with_size`` (images): also the picture's ``(width, height)`` after EXIF rotation.
 
     Every failure is a :class:`DataError` naming the file and the kind the task reads.
     """
-    loaders = {"image": load_image, "audio": load_audio, "video": load_video}
+    loaders = {"image": load_image_with_size if with_size else load_image, "audio": load_audio, "video": load_video}
     if kind not in loaders:
         raise ValueError(f"cannot read {kind!r} from a file; media kinds: {sorted(loaders)}")
     path = Path(path).expanduser()
