@@ -165,8 +165,8 @@ class TaskConfig(_Strict):
     weight: float | None = Field(None, gt=0.0, description="sampling weight for schedule.kind weighted with weighting: explicit")
     steps: int | None = Field(None, ge=1, description="this task's step budget in the task_by_task schedule (and for optim.warmup_eta)")
     eval_every: int | None = Field(None, ge=1, description="validation interval of this task in steps; null: run.eval_every")
-    metric: Literal["top1", "mAP", "vqa", "recall", "refexp"] | None = Field(
-        None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp)")
+    metric: Literal["top1", "mAP", "vqa", "recall", "refexp", "detection"] | None = Field(
+        None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp, detection (COCO AP) for detect)")
     transforms: list[TransformConfig] = Field([], description="batch transforms applied before the forward pass, in order (e.g. [{kind: mask_text}])")
 
     @property

@@ -15,6 +15,9 @@ more than one number):
   ``12in1`` / ``giou`` variants of ``run.refexp_iou``). Chance: picking a real proposal uniformly.
 - ``recall``: every caption of the split against every distinct image of the split (the pool);
   the value is caption→image R@1 and ``details`` holds R@1/5/10 both directions. Chance: 1 / pool.
+- ``detection``: COCO box AP@[.50:.95] by pycocotools' COCOeval itself (:mod:`cotrain.metrics.detection`)
+  over the head's post-processed detections (absolute ``xyxy`` in the original size, every query
+  kept); ``details`` holds AP50, AP75, AP by size and AR@100. Chance: 0.
 """
 
 from __future__ import annotations
@@ -135,12 +138,40 @@ def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
             "details": {k: round(v, 5) for k, v in details.items()}}
 
 
+@torch.inference_mode()
+def _detection(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+    from ..metrics.detection import coco_map, ground_truth_from_split
+
+    missing = [k for k in ("target_boxes", "target_classes", "orig_size", "image_id") if k not in s]
+    if missing:
+        raise ValueError(f"task {data.name!r}: a detection split needs arrays {missing}")
+    head = model.head(task)
+    was_training = model.training
+    model.eval()
+    detections = []
+    try:
+        for i, batch in enumerate(iterate_once(s, bs)):
+            if mb is not None and i >= mb:
+                break
+            preds = model(batch_to(batch, device), task)
+            for image_id, r in zip(batch["image_id"].tolist(), head.postprocess(preds, batch["orig_size"])):
+                detections.append({"image_id": int(image_id), **{k: v.float().cpu().numpy() if k == "boxes" or k == "scores"
+                                                                  else v.cpu().numpy() for k, v in r.items()}})
+    finally:
+        model.train(was_training)
+    truth = ground_truth_from_split(s)[:n]
+    stats = coco_map(detections, truth, category_ids=data.meta.get("category_ids"))
+    details = {k: round(stats[k], 5) for k in ("AP50", "AP75", "APs", "APm", "APl", "AR100")}
+    return {"metric": "detection", "value": stats["AP"], "chance": 0.0, "n": int(n), "details": details}
+
+
 METRICS: dict[str, Callable[..., dict]] = {
     "top1": _classes,
     "mAP": _classes,
     "vqa": _vqa,
     "refexp": _refexp,
     "recall": _recall,
+    "detection": _detection,
 }
 
 
@@ -160,10 +191,16 @@ def evaluate_task(
 
 
 def answer_type_lines(results: dict[str, dict]) -> list[str]:
-    """One line per VQA result with per-answer-type ``details``, for below the results table:
-    ``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``."""
-    return [f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items())
-            for name, r in results.items() if r.get("metric") == "vqa" and r.get("details")]
+    """Lines for below the results table: per VQA result its per-answer-type ``details``
+    (``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``), per detection result its
+    COCO figures (``"detect: AP50 0.612 | AP75 0.305 | ..."``)."""
+    lines = []
+    for name, r in results.items():
+        if r.get("metric") == "vqa" and r.get("details"):
+            lines.append(f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items()))
+        elif r.get("metric") == "detection" and r.get("details"):
+            lines.append(f"{name} (COCO box AP@[.50:.95] above): " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items()))
+    return lines
 
 
 __all__ = ["METRICS", "answer_type_lines", "evaluate_task", "predict_split", "score"]
