@@ -187,6 +187,7 @@ class ImageEncoderConfig(_Strict):
     stem: Literal["patch", "conv"] = Field("patch", description="patch: one linear map per patch (ViT); conv: stride-2 3x3 convolutions first")
     stem_widths: tuple[int, ...] = Field((32, 64), description="the conv stem's channel widths, one stride-2 layer each")
     pixel_norm: Literal["fixed", "per_example"] = Field("fixed", description="fixed: [0, 255] to [-1, 1]; per_example: each image by its own mean and std")
+    lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the image encoder's parameters (UniT trains its backbone lower); composes with tasks[].lr_mult and the schedule")
 
 
 class VideoEncoderConfig(_Strict):
@@ -214,12 +215,25 @@ class AudioEncoderConfig(_Strict):
 
 
 class TextEncoderConfig(_Strict):
-    """WordPiece tokens → embeddings."""
+    """WordPiece tokens → embeddings, or a pretrained BERT-family encoder (``pretrained``: a local
+    Hugging Face checkpoint folder, UniT's text encoder). With ``pretrained`` the ids carry the
+    checkpoint's ``[CLS]`` and ``[SEP]`` as its own tokenizer writes them."""
 
-    max_len: int = Field(32, ge=2, description="tokens per text, longer texts are truncated")
-    vocab: str | None = Field(None, description="a vocab.txt or a local Hugging Face checkpoint folder; null: a vocabulary built from the data")
+    max_len: int = Field(32, ge=2, description="tokens per text, longer texts are truncated ([CLS] and [SEP] included with pretrained); at most the checkpoint's positions")
+    vocab: str | None = Field(None, description="a vocab.txt or a local Hugging Face checkpoint folder; null: a vocabulary built from the data (or pretrained's own)")
     vocab_size: int = Field(2000, ge=8, description="size of a vocabulary built from the data")
     lowercase: bool = Field(True, description="lowercase text before tokenising")
+    pretrained: str | None = Field(None, description="a local Hugging Face BERT-family checkpoint folder to encode text with (its tokenizer too: vocab, when set, must hold the same vocabulary); null: embeddings learnt from scratch")
+    cls_only: bool = Field(False, description="pretrained: keep only the [CLS] state as the text's tokens (UniT)")
+    freeze: bool = Field(False, description="pretrained: do not train the checkpoint's weights (its projection and task embedding still train)")
+    lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the text encoder's parameters (UniT trains BERT lower); composes with tasks[].lr_mult and the schedule")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TextEncoderConfig":
+        for key in ("cls_only", "freeze"):
+            if getattr(self, key) and self.pretrained is None:
+                raise FieldProblem(key, f"{key} applies to a pretrained text encoder; set pretrained (a checkpoint folder)")
+        return self
 
 
 class RegionEncoderConfig(_Strict):

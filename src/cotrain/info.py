@@ -58,12 +58,12 @@ def text_vocab(cfg: ExperimentConfig) -> tuple[int, str]:
     """The text encoder's vocabulary size and where it comes from (a vocab file / checkpoint folder,
     or ``vocab_size`` word pieces learnt from the training texts)."""
     tcfg = cfg.model.encoders.text
-    if tcfg.vocab is None:
+    if tcfg.vocab is None and tcfg.pretrained is None:
         return tcfg.vocab_size, f"up to {tcfg.vocab_size} word pieces learnt from the training texts"
     from .data.tokenizer import build_tokenizer
 
     tok = build_tokenizer(tcfg)
-    return tok.vocab_size, f"{tok.vocab_size} word pieces from {tcfg.vocab}"
+    return tok.vocab_size, f"{tok.vocab_size} word pieces from {tcfg.vocab or tcfg.pretrained}"
 
 
 def light_specs(cfg: ExperimentConfig) -> list[TaskSpec]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cotrain.config import ConfigError, HeadConfig, ModelConfig
-from cotrain.encoders import build_encoder, encode, views_of
+from cotrain.encoders import build_encoder, encode, entry, views_of
 from cotrain.errors import InputError
 from cotrain.heads import build_head, head_class
 from cotrain.tasks import TaskSpec
@@ -96,11 +96,12 @@ class Model(nn.Module):
         if len(set(region_dims.values())) > 1:
             raise ConfigError(f"tasks have region features of different sizes {region_dims}; one region encoder needs one size")
         region_dim = next(iter(region_dims.values()), None)
+        self.task_index, num_tokens = task_token_ids(cfg.task_tokens, tasks)
         self.encoders = nn.ModuleDict({
-            k: build_encoder(k, cfg.encoders, cfg.dim, vocab_size=vocab_size, region_dim=region_dim, dropout=cfg.dropout)
+            k: build_encoder(k, cfg.encoders, cfg.dim, vocab_size=vocab_size, region_dim=region_dim,
+                             dropout=cfg.dropout, num_task_tokens=num_tokens)
             for k in kinds
         })
-        self.task_index, num_tokens = task_token_ids(cfg.task_tokens, tasks)
         self.trunk = build_trunk(cfg, kinds, [s.inputs for s in tasks], num_tokens)
         self.heads = nn.ModuleDict()
         for key, (head_cfg, n) in resolve_heads(cfg, tasks).items():
@@ -129,9 +130,19 @@ class Model(nn.Module):
         tid = self.task_token_id(task)
         return None if tid is None else torch.full((n,), tid, dtype=torch.long, device=device)
 
+    def _encoder_task_ids(self, task: str, kind: str, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``[B]`` task token ids of ``task`` for the encoder of ``kind`` when it ``takes_task_ids``
+        (B = rows of its main batch key); None without a task token."""
+        tid = self.task_index.get(task) if task else None
+        main = batch.get(entry(kind).keys[0])
+        if tid is None or main is None or not getattr(self.encoders[kind], "takes_task_ids", False):
+            return None
+        return torch.full((main.shape[0],), tid, dtype=torch.long, device=main.device)
+
     # ------------------------------------------------------------------ running
     def streams(self, batch: dict[str, torch.Tensor], inputs: tuple[str, ...], task: str = "") -> tuple[dict[str, Tokens], int]:
-        """Each of ``inputs`` encoded (a view axis flattened, text repeated K times) and K."""
+        """Each of ``inputs`` encoded (a view axis flattened, text repeated K times) and K. Encoders
+        with ``takes_task_ids`` get ``task``'s task token ids (none for ``""`` or ``task_tokens: none``)."""
         missing = [k for k in inputs if k not in self.encoders]
         if missing:
             raise InputError(f"the model has no encoder for {missing} (it has {list(self.encoders)})")
@@ -141,12 +152,13 @@ class Model(nn.Module):
         k_views = next(iter(views.values()), 0)
         streams = {}
         for kind in inputs:
+            ids = self._encoder_task_ids(task, kind, batch)
             if kind == "text":
-                s = encode(self.encoders[kind], kind, batch)
+                s = encode(self.encoders[kind], kind, batch, task_ids=ids)
                 if k_views:
                     s = Tokens(s.x.repeat_interleave(k_views, 0), s.mask.repeat_interleave(k_views, 0))
             else:
-                s = encode(self.encoders[kind], kind, batch, k_views)
+                s = encode(self.encoders[kind], kind, batch, k_views, task_ids=ids)
             streams[kind] = s
         sizes = {k: s.x.shape[0] for k, s in streams.items()}
         if len(set(sizes.values())) > 1:
@@ -203,8 +215,8 @@ class Model(nn.Module):
         other = next(k for k in spec.inputs if k != "text")
         if views_of(other, visual):
             raise InputError("score_pairs takes a pool of single images (no view axis)")
-        t = encode(self.encoders["text"], "text", text)
-        v = encode(self.encoders[other], other, visual)
+        t = encode(self.encoders["text"], "text", text, task_ids=self._encoder_task_ids(task, "text", text))
+        v = encode(self.encoders[other], other, visual, task_ids=self._encoder_task_ids(task, other, visual))
         nt, ni = t.x.shape[0], v.x.shape[0]
         scores = torch.empty(nt * ni, dtype=t.x.dtype, device=t.x.device)
         head = self.heads[spec.head]

@@ -185,3 +185,20 @@ def test_written_sep_is_one_token_in_a_vocabulary_built_from_data(lowercase):
     assert (ids == sep).sum() == 1
     assert tok.tokenize(PAIR)[ids.tolist().index(sep)] == "[SEP]"
     assert not {"[", "]", "sep", "SEP"} & set(tok.get_vocab())  # the written token is not learnt as words
+
+
+def test_bert_specials_wrap_truncate_and_need_cls_sep(tmp_path):
+    """With ``bert_specials`` (a pretrained encoder's tokenizer) ids are ``[CLS] pieces [SEP]``, the
+    pieces cut to ``max_len - 2``; a vocabulary without [CLS] / [SEP] cannot be one."""
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"])}
+    tok = WordPieceTokenizer(vocab, bert_specials=True)
+    assert tok.encode(["a b", "a b c a b c", ""], 5).tolist() == [[2, 5, 6, 3, 0], [2, 5, 6, 7, 3], [2, 3, 0, 0, 0]]
+    assert tok.encode(["a [SEP] b"], 6).tolist() == [[2, 5, 3, 6, 3, 0]]
+    assert tok.encode("a b c", 2).tolist() == [[2, 3]]
+    with pytest.raises(ValueError, match="max_len must be >= 2"):
+        tok.encode("a", 1)
+    assert WordPieceTokenizer(vocab).encode("a b", 5).tolist() == [[5, 6, 0, 0, 0]]  # default: pieces only
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[SEP]\na\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vocab.txt: vocabulary lacks \[CLS\] or \[SEP\]"):
+        WordPieceTokenizer.load(tmp_path, bert_specials=True)
+    assert build_tokenizer(TextEncoderConfig(vocab=str(tmp_path))).bert_specials is False

@@ -116,7 +116,7 @@ def build_tokenizer_for(
     tcfg = cfg.model.encoders.text
     if vocab_file is not None:
         return build_tokenizer(tcfg.model_copy(update={"vocab": str(vocab_file)}))
-    if tcfg.vocab is not None:
+    if tcfg.vocab is not None or tcfg.pretrained is not None:
         return build_tokenizer(tcfg)
     from .formats.text_tsv import read_tsv_texts
 

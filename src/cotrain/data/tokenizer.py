@@ -4,6 +4,12 @@ library: trained from data or read from a ``vocab.txt`` / a local BERT-style che
 ``encode`` returns word pieces only - no ``[CLS]`` / ``[SEP]`` added, the text encoder adds its own
 class token - truncated to ``max_len`` and padded with ``[PAD]`` = 0. A special token written in the
 text stays one token with its id, before any lowercasing: a sentence pair is ``"first [SEP] second"``.
+
+For a pretrained BERT-family encoder (``model.encoders.text.pretrained``) the tokenizer has
+``bert_specials``: ``encode`` gives ``[CLS] pieces [SEP]`` as the checkpoint's own tokenizer does
+(``AutoTokenizer(folder)(text, truncation=True, max_length=max_len, padding="max_length")``: the
+word pieces are cut to ``max_len - 2``), so ``"a [SEP] b"`` becomes ``[CLS] a [SEP] b [SEP]``, the
+ids of the pair ``(a, b)``. The checkpoint's ``[CLS]`` leads and the encoder adds no token.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ VOCAB_FILE = "vocab.txt"
 class WordPieceTokenizer:
     """Text ↔ WordPiece ids with a fixed vocabulary (``[PAD]`` must be id 0, ``[UNK]`` must exist)."""
 
-    def __init__(self, vocab: dict[str, int], *, lowercase: bool = True, source: str | None = None) -> None:
+    def __init__(
+        self, vocab: dict[str, int], *, lowercase: bool = True, source: str | None = None, bert_specials: bool = False
+    ) -> None:
         from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
         where = source or "<vocabulary>"
@@ -41,7 +49,10 @@ class WordPieceTokenizer:
             raise DataError(f"{PAD} must be token id 0 (padding), but it is {got}", where)
         if UNK not in vocab:
             raise DataError(f"vocabulary has no {UNK} token", where)
+        if bert_specials and (CLS not in vocab or SEP not in vocab):
+            raise DataError(f"vocabulary lacks {CLS} or {SEP}, which a pretrained BERT-family encoder needs", where)
         self.lowercase = bool(lowercase)
+        self.bert_specials = bool(bert_specials)
         self.source = source
         self._vocab = dict(vocab)
         self._size = max(vocab.values()) + 1
@@ -96,9 +107,12 @@ class WordPieceTokenizer:
         return cls({t: i for i, t in enumerate(tokens)}, lowercase=lowercase, source="<built from data>")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, lowercase: bool = True) -> "WordPieceTokenizer":
+    def load(
+        cls, path: str | os.PathLike, *, lowercase: bool = True, bert_specials: bool = False
+    ) -> "WordPieceTokenizer":
         """Read a ``vocab.txt`` (one token per line, id = line number) or a folder holding one
-        (a local Hugging Face BERT-style checkpoint)."""
+        (a local Hugging Face BERT-style checkpoint). ``bert_specials``: ``encode`` adds
+        ``[CLS]`` / ``[SEP]`` (module docstring)."""
         p = Path(path).expanduser()
         if p.is_dir():
             vf = p / VOCAB_FILE
@@ -123,7 +137,7 @@ class WordPieceTokenizer:
             if token == "":
                 raise DataError(f"line {i + 1}: empty token in vocabulary", p)
             vocab[token] = i  # a repeated token keeps its last id (as transformers' BertTokenizer)
-        return cls(vocab, lowercase=lowercase, source=str(p))
+        return cls(vocab, lowercase=lowercase, source=str(p), bert_specials=bert_specials)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``vocab.txt`` (one token per line in id order); ``path`` may be a folder. Returns
@@ -164,9 +178,11 @@ class WordPieceTokenizer:
         return self._tok.encode(text, add_special_tokens=False).tokens
 
     def encode(self, texts: Sequence[str] | str, max_len: int) -> np.ndarray:
-        """int64 ``[N, max_len]`` word-piece ids (no [CLS]/[SEP]), truncated, padded with 0."""
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        """int64 ``[N, max_len]`` word-piece ids, truncated, padded with 0: no [CLS]/[SEP], or
+        ``[CLS] pieces [SEP]`` with ``bert_specials`` (pieces cut to ``max_len - 2``)."""
+        wrap = self.bert_specials
+        if max_len < (2 if wrap else 1):
+            raise ValueError(f"max_len must be >= {2 if wrap else 1}, got {max_len}")
         if isinstance(texts, str):
             texts = [texts]
         texts = [str(t) for t in texts]
@@ -174,7 +190,7 @@ class WordPieceTokenizer:
         if not texts:
             return out
         for row, enc in enumerate(self._tok.encode_batch(texts, add_special_tokens=False)):
-            ids = enc.ids[:max_len]
+            ids = [self._vocab[CLS], *enc.ids[: max_len - 2], self._vocab[SEP]] if wrap else enc.ids[:max_len]
             out[row, : len(ids)] = ids
         return out
 
@@ -191,7 +207,8 @@ class WordPieceTokenizer:
         return self._size
 
     def __repr__(self) -> str:
-        return f"WordPieceTokenizer(vocab_size={self._size}, lowercase={self.lowercase}, source={self.source!r})"
+        specials = ", bert_specials=True" if self.bert_specials else ""
+        return f"WordPieceTokenizer(vocab_size={self._size}, lowercase={self.lowercase}, source={self.source!r}{specials})"
 
 
 def learn_wordpiece_vocab(
@@ -306,7 +323,24 @@ def _warn_case_mismatch(folder: Path, lowercase: bool) -> None:
 def build_tokenizer(cfg, texts: Iterable[str] | None = None) -> WordPieceTokenizer:
     """A tokenizer from a :class:`~cotrain.config.TextEncoderConfig`: ``cfg.vocab`` (a vocab.txt
     or a checkpoint folder) when set, otherwise a vocabulary of ``cfg.vocab_size`` trained on
-    ``texts``."""
+    ``texts``. With ``cfg.pretrained`` (a checkpoint folder): its vocabulary with ``bert_specials``;
+    a ``cfg.vocab`` given too (a run's saved vocab.txt) must hold the same tokens and ids."""
+    if cfg.pretrained is not None:
+        own = WordPieceTokenizer.load(cfg.pretrained, lowercase=cfg.lowercase, bert_specials=True)
+        if cfg.vocab is None:
+            return own
+        given = WordPieceTokenizer.load(cfg.vocab, lowercase=cfg.lowercase, bert_specials=True)
+        if given.get_vocab() != own.get_vocab():
+            from ..config import ConfigError
+
+            mine, theirs = given.get_vocab(), own.get_vocab()
+            diff = sorted(set(mine.items()) ^ set(theirs.items()), key=lambda kv: kv[1])[:3]
+            raise ConfigError(
+                f"model.encoders.text.vocab ({cfg.vocab}, {len(mine)} tokens) and the vocabulary of "
+                f"model.encoders.text.pretrained ({cfg.pretrained}, {len(theirs)} tokens) differ (e.g. "
+                f"{', '.join(f'{t!r}={i}' for t, i in diff)}); leave vocab unset to use the checkpoint's"
+            )
+        return given
     if cfg.vocab is not None:
         return WordPieceTokenizer.load(cfg.vocab, lowercase=cfg.lowercase)
     if texts is None:

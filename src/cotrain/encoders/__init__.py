@@ -7,11 +7,15 @@
 | ``image`` | ``image`` uint8 ``[3, H, W]`` | 2-D patches (ViT) or a conv stem |
 | ``video`` | ``video`` uint8 ``[T, 3, H, W]`` | 3-D tubelets (ViViT) |
 | ``audio`` | ``audio`` float32 ``[S]`` | log-mel spectrogram patches (AST) |
-| ``text`` | ``text`` int64 ``[L]`` (0 = pad) | token embeddings (WordPiece) |
+| ``text`` | ``text`` int64 ``[L]`` (0 = pad) | token embeddings (WordPiece), or a pretrained BERT-family model |
 | ``regions`` | ``regions`` ``[R, F]``, ``boxes`` ``[R, 4]``, ``region_mask`` ``[R]`` | ViLBERT's region embedding |
 
 A batch may carry a view axis after the batch one (``[B, K, ...]``: NLVR2's two images, retrieval
 training's K candidates); :func:`views_of` finds it from the rank of the main key.
+
+An encoder with ``takes_task_ids = True`` (:class:`PretrainedTextEncoder`, UniT's task embedding)
+also gets ``task_ids [B]`` (``encode(..., task_ids=)``); builders get the model's number of task
+tokens (``num_task_tokens``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from cotrain.config import ConfigError, EncodersConfig
 from cotrain.encoders.audio import AudioEncoder, mel_filterbank
 from cotrain.encoders.common import TokenEncoder, resample_pos_embed
 from cotrain.encoders.image import ImageEncoder
+from cotrain.encoders.pretrained_text import PretrainedTextEncoder
 from cotrain.encoders.regions import RegionEncoder
 from cotrain.encoders.text import TextEncoder
 from cotrain.encoders.video import VideoEncoder
@@ -35,19 +40,30 @@ from cotrain.trunks.output import Tokens
 
 @dataclass(frozen=True)
 class EncoderEntry:
-    build: Callable[..., nn.Module]  # (encoders cfg, dim, vocab_size, region_dim, dropout) -> module
+    build: Callable[..., nn.Module]  # (encoders cfg, dim, vocab_size, region_dim, dropout, num_task_tokens) -> module
     keys: tuple[str, ...]  # batch keys it reads, the main one first; later ones optional
     example_ndim: int  # rank of one example of the main key
     layout: str  # the batch layout, for messages
 
 
-def _text(cfg, dim, vocab_size, region_dim, dropout):
+def _text(cfg, dim, vocab_size, region_dim, dropout, num_task_tokens=0):
+    t = cfg.text
+    if t.pretrained is not None:
+        enc = PretrainedTextEncoder(t.pretrained, dim, num_task_tokens, cls_only=t.cls_only, freeze=t.freeze,
+                                    dropout=dropout)
+        if t.max_len > enc.max_len:
+            raise ConfigError(f"model.encoders.text.max_len is {t.max_len} but the checkpoint {t.pretrained} "
+                              f"has positions for {enc.max_len} tokens (max_position_embeddings)")
+        if vocab_size is not None and vocab_size > enc.vocab_size:
+            raise ConfigError(f"the tokenizer has {vocab_size} ids but the checkpoint {t.pretrained} embeds "
+                              f"{enc.vocab_size}: model.encoders.text.vocab does not belong to it")
+        return enc
     if vocab_size is None:
         raise ConfigError("the text encoder needs the vocabulary size (a tokenizer) to be built")
-    return TextEncoder(cfg.text, dim, vocab_size, dropout)
+    return TextEncoder(t, dim, vocab_size, dropout)
 
 
-def _regions(cfg, dim, vocab_size, region_dim, dropout):
+def _regions(cfg, dim, vocab_size, region_dim, dropout, num_task_tokens=0):
     given = cfg.regions.feature_dim
     if given is None and region_dim is None:
         raise ConfigError("the region feature size is unknown: set model.encoders.regions.feature_dim "
@@ -58,9 +74,9 @@ def _regions(cfg, dim, vocab_size, region_dim, dropout):
 
 
 ENCODERS: dict[str, EncoderEntry] = {
-    "image": EncoderEntry(lambda c, d, v, r, p: ImageEncoder(c.image, d, p), ("image",), 3, "[B, 3, H, W]"),
-    "video": EncoderEntry(lambda c, d, v, r, p: VideoEncoder(c.video, d, p), ("video",), 4, "[B, T, 3, H, W]"),
-    "audio": EncoderEntry(lambda c, d, v, r, p: AudioEncoder(c.audio, d, p), ("audio",), 1, "[B, S]"),
+    "image": EncoderEntry(lambda c, d, v, r, p, t=0: ImageEncoder(c.image, d, p), ("image",), 3, "[B, 3, H, W]"),
+    "video": EncoderEntry(lambda c, d, v, r, p, t=0: VideoEncoder(c.video, d, p), ("video",), 4, "[B, T, 3, H, W]"),
+    "audio": EncoderEntry(lambda c, d, v, r, p, t=0: AudioEncoder(c.audio, d, p), ("audio",), 1, "[B, S]"),
     "text": EncoderEntry(_text, ("text",), 1, "[B, L] token ids"),
     "regions": EncoderEntry(_regions, ("regions", "boxes", "region_mask"), 2, "[B, R, F] (+ boxes [B, R, 4])"),
 }
@@ -74,9 +90,10 @@ def entry(kind: str) -> EncoderEntry:
 
 
 def build_encoder(kind: str, cfg: EncodersConfig, dim: int, *, vocab_size: int | None = None,
-                  region_dim: int | None = None, dropout: float = 0.0) -> nn.Module:
-    """The encoder of input ``kind`` (``cfg`` is ``model.encoders``)."""
-    return entry(kind).build(cfg, dim, vocab_size, region_dim, dropout)
+                  region_dim: int | None = None, dropout: float = 0.0, num_task_tokens: int = 0) -> nn.Module:
+    """The encoder of input ``kind`` (``cfg`` is ``model.encoders``); ``num_task_tokens``: the
+    model's task count, for encoders with a task embedding."""
+    return entry(kind).build(cfg, dim, vocab_size, region_dim, dropout, num_task_tokens)
 
 
 def views_of(kind: str, batch: dict[str, torch.Tensor]) -> int:
@@ -93,8 +110,10 @@ def views_of(kind: str, batch: dict[str, torch.Tensor]) -> int:
     raise InputError(f"batch[{main!r}] must be {e.layout} (or with a view axis after B); got {tuple(batch[main].shape)}")
 
 
-def encode(encoder: nn.Module, kind: str, batch: dict[str, torch.Tensor], views: int = 0) -> Tokens:
-    """Run ``encoder`` on its batch arrays (a view axis flattened into the batch: ``B·K`` rows)."""
+def encode(encoder: nn.Module, kind: str, batch: dict[str, torch.Tensor], views: int = 0,
+           task_ids: torch.Tensor | None = None) -> Tokens:
+    """Run ``encoder`` on its batch arrays (a view axis flattened into the batch: ``B·K`` rows).
+    ``task_ids [B]`` go to an encoder with ``takes_task_ids`` (repeated per view), no other."""
     args = []
     for i, key in enumerate(entry(kind).keys):
         value = batch.get(key)
@@ -103,12 +122,16 @@ def encode(encoder: nn.Module, kind: str, batch: dict[str, torch.Tensor], views:
         if value is not None and views:
             value = value.flatten(0, 1)
         args.append(value)
-    x, mask = encoder(*args)
+    if task_ids is not None and getattr(encoder, "takes_task_ids", False):
+        x, mask = encoder(*args, task_ids=task_ids.repeat_interleave(views, 0) if views else task_ids)
+    else:
+        x, mask = encoder(*args)
     return Tokens(x, mask)
 
 
 __all__ = [
-    "ENCODERS", "INPUT_KINDS", "AudioEncoder", "EncoderEntry", "ImageEncoder", "RegionEncoder", "TextEncoder",
+    "ENCODERS", "INPUT_KINDS", "AudioEncoder", "EncoderEntry", "ImageEncoder", "PretrainedTextEncoder", "RegionEncoder",
+    "TextEncoder",
     "TokenEncoder", "VideoEncoder", "build_encoder", "encode", "entry", "mel_filterbank", "resample_pos_embed",
     "views_of",
 ]

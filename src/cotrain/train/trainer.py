@@ -5,7 +5,9 @@ weighted) each global step draws one task, runs one batch of it and makes one op
 For ``accumulate`` each step runs one batch of every task, accumulates their gradients and makes
 one update. A task's ``lr_mult`` scales the learning rate of the updates its batches drive
 (``optim.task_lr_mode: lr``), or, with ``loss_scale``, multiplies its loss by
-``lr_mult / min(lr_mult)`` at the base learning rate (12-in-1's loss scaling). Heads that a step does
+``lr_mult / min(lr_mult)`` at the base learning rate (12-in-1's loss scaling). An encoder's
+``lr_mult`` (``model.encoders.text.lr_mult``, ``.image.lr_mult``: UniT's lower LR for BERT and the
+backbone) multiplies its parameters' LR on top of both (:func:`build_optimizer`). Heads that a step does
 not use get no gradient (``None``) and are skipped by AdamW: no update, no weight decay.
 
 Everything else is a hook (:mod:`cotrain.train.hooks`), a small separately tested piece called at
@@ -84,18 +86,41 @@ def warmup_steps(cfg: ExperimentConfig) -> int:
     return warmup_from_largest({t.name: t.steps or share for t in cfg.tasks}, o.warmup_eta)
 
 
+def encoder_lr_mults(model: torch.nn.Module, cfg: ExperimentConfig) -> dict[str, float]:
+    """``{kind: lr_mult}`` of the model's encoders whose config section sets one other than 1
+    (``model.encoders.text.lr_mult``, ``model.encoders.image.lr_mult``)."""
+    encoders = getattr(model, "encoders", None) or {}
+    mults = {k: float(getattr(getattr(cfg.model.encoders, k, None), "lr_mult", 1.0)) for k in encoders}
+    return {k: m for k, m in mults.items() if m != 1.0}
+
+
 def build_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.AdamW:
-    """AdamW with two groups: weight decay on matrices, none on biases, norms, tokens and embeddings' 1-D params."""
-    decay, no_decay = [], []
+    """AdamW with two groups per learning-rate multiplier: weight decay on matrices, none on biases,
+    norms, tokens and embeddings' 1-D params.
+
+    Groups: ``(decay, no decay)`` at multiplier 1 first (always, so ``param_groups[0]`` carries the
+    base LR), then the same pair for each encoder ``lr_mult`` other than 1 (ascending, empty groups
+    left out), each group holding ``"lr_mult"``. The trainer sets ``group["lr"] = base LR · schedule
+    factor · task lr_mult · group lr_mult`` every step. With every multiplier 1 the groups are the
+    two of old, so older checkpoints still resume.
+    """
+    mult_of: dict[int, float] = {}
+    for kind, m in encoder_lr_mults(model, cfg).items():
+        mult_of.update({id(p): m for p in model.encoders[kind].parameters()})
+    mults = [1.0] + sorted(set(mult_of.values()))
+    decay: dict[float, list] = {m: [] for m in mults}
+    no_decay: dict[float, list] = {m: [] for m in mults}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "pos_embed")) else decay).append(p)
+        m = mult_of.get(id(p), 1.0)
+        (no_decay if p.ndim <= 1 or name.endswith(("cls_token", "pos_embed")) else decay)[m].append(p)
     o = cfg.optim
-    groups = [
-        {"params": decay, "weight_decay": o.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = []
+    for m in mults:
+        for params, wd in ((decay[m], o.weight_decay), (no_decay[m], 0.0)):
+            if params or m == 1.0:
+                groups.append({"params": params, "weight_decay": wd, "lr": o.lr * m, "lr_mult": m})
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
 
 
@@ -143,6 +168,8 @@ class Trainer:
         vocab = getattr(tokenizer, "vocab_size", None)
         self.model: Model = build_model(cfg.model, self.specs, vocab_size=vocab).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
+        # kept apart from the groups: restoring a checkpoint replaces the group dicts with the saved ones
+        self.group_lr_mults = [g["lr_mult"] for g in self.optimizer.param_groups]
         self.schedule = build_schedule(
             cfg.schedule,
             [t.name for t in cfg.tasks],
@@ -291,8 +318,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        """Every group's LR: ``lr`` times the group's encoder ``lr_mult`` (:func:`build_optimizer`)."""
+        for group, mult in zip(self.optimizer.param_groups, self.group_lr_mults):
+            group["lr"] = lr * mult
 
     def _task_loss(self, task: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = next(self.iterators[task])
