@@ -84,11 +84,12 @@ def test_rows_give_type_default_and_meaning(key, type_, default, meaning):
 
 def test_source_kinds_table_matches_the_validator():
     assert set(get_args(SourceConfig.model_fields["kind"].annotation)) == set(SOURCE_KINDS)
-    assert {k for k, s in SOURCE_KINDS.items() if ("files",) in s.requires} == set(VL_FORMAT_KINDS)
+    assert {k for k, s in SOURCE_KINDS.items() if ("files",) in s.requires} == set(VL_FORMAT_KINDS) | {"coco_detection"}
     for kind, spec in SOURCE_KINDS.items():
         for key in {k for keys in spec.requires for k in keys} | set(spec.uses):
             assert key in SourceConfig.model_fields, f"{kind} names {key}, which is no source key"
-        values = {"name": "shapes", "path": "p", "files": {"train": {"x": "y"}}, "regions": "r", "images": "i"}
+        values = {"name": "shapes", "path": "p", "files": {"train": {"x": "y"}}, "regions": "r", "images": "i",
+                  "glue_task": "sst2"}
         full = {"kind": kind, **{keys[0]: values[keys[0]] for keys in spec.requires}}
         SourceConfig.model_validate(full)  # the required keys suffice
         for keys in spec.requires:

@@ -83,11 +83,17 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "guesswhat": SourceKind("GuessWhat?! games jsonl", _VL_REQUIRES, _VL_USES),
     "nlvr2": SourceKind("NLVR2 statements jsonl", _VL_REQUIRES, _VL_USES),
     "snli_ve": SourceKind("SNLI-VE pairs jsonl", _VL_REQUIRES, _VL_USES),
+    "coco_detection": SourceKind("COCO instances JSON per split (images, annotations with bbox / iscrowd / "
+                                 "category_id, categories) + the image folder", (("files",), ("images",)),
+                                 ("bad_boxes", "missing") + _SPLIT_KEYS),
+    "glue": SourceKind("a GLUE task folder in the official layout (mnli, qnli, qqp, sst2: train.tsv, dev*.tsv)",
+                       (("path",), ("glue_task",)), ("mnli_dev", "test_fraction", "seed")),
 }
 FOLDER_KINDS = ("image_folder", "audio_folder", "video_folder", "text_tsv")
 VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
 _NEEDED_FOR = {  # the hint a "source needs `key`" error gives
     "name": "the world task, e.g. shapes, count, sounds", "path": "the data folder, or the .tsv file",
+    "glue_task": "the GLUE task: mnli, qnli, qqp or sst2",
     "files": "annotation files per split", "regions": "region features", "images": "pixels",
 }
 
@@ -100,22 +106,27 @@ class SourceConfig(_Strict):
     kind: Literal[
         "world", "image_folder", "audio_folder", "video_folder", "text_tsv",
         "vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve",
+        "coco_detection", "glue",
     ] = Field("world", description="what the examples are read from (see the source kinds table)")
     name: str | None = Field(None, description="world: the procedural task (shapes, count, sounds, vqa, ...)")
-    path: str | None = Field(None, description="folder kinds: the folder of class sub-folders; text_tsv: the .tsv file")
+    path: str | None = Field(None, description="folder kinds: the folder of class sub-folders; text_tsv: the .tsv file; glue: the task's folder (train.tsv, dev.tsv, ...)")
+    glue_task: Literal["mnli", "qnli", "qqp", "sst2"] | None = Field(None, description="glue: which GLUE task `path` holds (its files, columns and labels)")
+    mnli_dev: Literal["matched", "mismatched"] = Field("matched", description="glue mnli: the val split is dev_matched.tsv or dev_mismatched.tsv")
     files: dict[str, dict[str, str]] = Field({}, description=(
         "real V&L kinds: annotation files per split and role, e.g. {train: {questions: q.json, annotations: a.json}}; "
-        "the split `all` holds files shared by every split (RefCOCO refs + instances, Karpathy JSON)"))
+        "the split `all` holds files shared by every split (RefCOCO refs + instances, Karpathy JSON); "
+        "coco_detection: {train: {instances: instances_train2017.json}, val: {...}}"))
     regions: str | None = Field(None, description="real V&L kinds: region features, a folder of <image_id>.npz or a bottom-up-attention .tsv")
-    images: str | None = Field(None, description="real V&L kinds: a folder of images, the pixel alternative to `regions`")
-    missing: Literal["fail", "skip"] = Field("fail", description="real V&L kinds: a record whose image / region file is missing fails the run, or is skipped and reported")
+    images: str | None = Field(None, description="real V&L kinds: a folder of images, the pixel alternative to `regions`; coco_detection: the image folder (or the parent of train2017/ val2017/)")
+    missing: Literal["fail", "skip"] = Field("fail", description="real V&L kinds and coco_detection: a record whose image / region file is missing fails the run, or is skipped and reported")
+    bad_boxes: Literal["clip", "fail"] = Field("clip", description="coco_detection: a box leaving its image or with a non-positive width / height is clipped to the image (dropped when nothing is left) and reported, or fails the run")
     answer_min_count: int = Field(1, ge=1, description="VQA kinds: the answer vocabulary keeps answers seen at least this often in train")
     answer_top_k: int | None = Field(None, ge=1, description="VQA kinds: ... and at most this many (the most frequent); null: no cap")
     n_train: int = Field(2000, ge=1, description="world: training examples generated")
     n_val: int = Field(300, ge=1, description="world: validation examples generated")
     n_test: int = Field(300, ge=1, description="world: test examples generated")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share carved from train into val when there is no val folder / file (folder kinds: per class; real V&L kinds: of the train images, all rows of an image together); a V&L source with a val file rejects a value other than 0.1")
-    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="as val_fraction, for the test split")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share carved from train into val when there is no val folder / file (folder kinds: per class; real V&L kinds and coco_detection: of the train images, all rows of an image together); a V&L or coco_detection source with a val file rejects a value other than 0.1")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="as val_fraction, for the test split (glue: always carved from train.tsv, per class, since GLUE's test labels are hidden)")
     seed: int | None = Field(None, description="this source's generation / split seed; null: data.seed")
 
     @model_validator(mode="after")

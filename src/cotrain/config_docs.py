@@ -97,20 +97,24 @@ def _section_below(tp: Any, key: str) -> tuple[type[BaseModel] | None, str]:
 
 
 def _render_source_kinds(out: list[str]) -> None:
+    from .data.formats import coco_detection
     from .data.formats.vl.source import HEAD_TYPES, ROLES
+
+    roles_of = {**ROLES, "coco_detection": coco_detection.ROLES}
+    head_of = {**HEAD_TYPES, "coco_detection": coco_detection.HEAD_TYPE}
 
     out += ["### Source kinds", "",
             "What each `tasks[].source.kind` reads, the keys it requires (one of the keys joined by \"or\") "
-            "and the other keys it uses; it ignores the rest. Real vision-and-language kinds name their "
-            "annotation files in `files` by split (`train`, `val`, `test`, or `all` for files that cover "
-            "every split) and role.", "",
+            "and the other keys it uses; it ignores the rest. Real vision-and-language kinds and coco_detection "
+            "name their annotation files in `files` by split (`train`, `val`, `test`, or, V&L only, `all` for "
+            "files that cover every split) and role.", "",
             "| kind | reads | requires | also uses | `files` roles | head |", "| --- | --- | --- | --- | --- | --- |"]
     for kind, spec in SOURCE_KINDS.items():
         requires = ", ".join(" or ".join(f"`{k}`" for k in keys) for keys in spec.requires)
         uses = ", ".join(f"`{k}`" for k in spec.uses)
-        roles = " or ".join(f"`{r}`" for r in ROLES[kind]) if kind in ("coco_captions", "flickr30k") else ", ".join(
-            f"`{r}`" for r in ROLES.get(kind, ()))
-        out.append(f"| `{kind}` | {_cell(spec.reads)} | {requires} | {uses} | {roles or '—'} | {HEAD_TYPES.get(kind, '—')} |")
+        roles = " or ".join(f"`{r}`" for r in roles_of[kind]) if kind in ("coco_captions", "flickr30k") else ", ".join(
+            f"`{r}`" for r in roles_of.get(kind, ()))
+        out.append(f"| `{kind}` | {_cell(spec.reads)} | {requires} | {uses} | {roles or '—'} | {head_of.get(kind, '—')} |")
     out.append("")
 
 

@@ -1,9 +1,9 @@
 """``cotrain info``: a config's task table, its one model's parameter counts, the environment.
 
 Everything comes from the config and the sources' metadata (world class lists, class folders, TSV
-labels), so no data is generated or decoded. A real VQA source's answer vocabulary is only known
-once its annotations are read: its class count shows as ``data`` and its head is counted at one
-answer (said below the table).
+labels), so no data is generated or decoded. A real VQA source's answer vocabulary (a COCO
+detection source's categories) is only known once its annotations are read: its class count shows
+as ``data`` and its head is counted at one class (said below the table).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ NOMINAL_REGION_DIM = 2048  # bottom-up-attention features, when a real source's 
 
 def num_classes_of(task, cfg: ExperimentConfig) -> int | None:
     """The task's number of classes, or None when only the data can tell (a real VQA source's
-    answer vocabulary is built from its annotations when the data is read)."""
+    answer vocabulary is built from its annotations when the data is read; a COCO detection
+    source's categories are those of its instances file)."""
     src = task.source
     if src.kind == "world":
         from .data.world import world_class_names
@@ -31,6 +32,12 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int | None:
         from .data.formats.vl.source import HEAD_TYPES
 
         return {"vqa": None, "nlvr": 2, "snli-ve": 3}.get(HEAD_TYPES[src.kind], 1)
+    if src.kind == "coco_detection":
+        return None  # the categories of the instances file
+    if src.kind == "glue":
+        from .data.formats.glue import glue_class_names
+
+        return len(glue_class_names(src.glue_task))
     path = Path(src.path)
     if src.kind == "text_tsv":
         from .data.formats.text_tsv import read_tsv_rows
@@ -51,6 +58,10 @@ def _data_head(task, cfg: ExperimentConfig) -> tuple[str | None, int | None, str
         from .data.formats.vl.source import HEAD_TYPES
 
         return HEAD_TYPES[src.kind], cfg.model.encoders.regions.feature_dim or NOMINAL_REGION_DIM, None
+    if src.kind == "coco_detection":
+        from .data.formats.coco_detection import HEAD_TYPE
+
+        return HEAD_TYPE, None, None
     return None, None, None
 
 
@@ -120,8 +131,9 @@ def describe(cfg: ExperimentConfig) -> str:
                    f"{_source_label(t)}")
     from_data = [n for n, c in classes.items() if c is None]
     if from_data:
-        out.append(f"  classes 'data': the answer vocabulary of {from_data} is built from the annotations when the data "
-                   "is read (source.answer_min_count / answer_top_k); the parameter counts below give those heads 1 answer")
+        out.append(f"  classes 'data': the classes of {from_data} are built from the annotations when the data is read "
+                   "(VQA: the answer vocabulary, source.answer_min_count / answer_top_k; COCO detection: the "
+                   "categories); the parameter counts below give those heads 1 class")
     vocab = None
     if any("text" in s.inputs for s in specs):
         vocab, where = text_vocab(cfg)

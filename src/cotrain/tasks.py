@@ -26,6 +26,8 @@ SOURCE_INPUTS = {
     "audio_folder": ("audio",),
     "video_folder": ("video",),
     "text_tsv": ("text",),
+    "coco_detection": ("image",),
+    "glue": ("text",),
 }
 
 

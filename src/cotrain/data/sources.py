@@ -89,6 +89,25 @@ def _vl_format(task, cfg, progress, tokenizer) -> TaskData:
     return read_vl_source(task, cfg, progress=progress)
 
 
+def _coco_detection(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.coco_detection import read_coco_detection
+    from .formats.vl.source import store_cache
+
+    src = task.source
+    return read_coco_detection(
+        src.files, src.images, image_size=cfg.model.encoders.image.image_size, bad_boxes=src.bad_boxes,
+        missing=src.missing, cache=store_cache(cfg), **_folder_kwargs(task, cfg),
+    )
+
+
+def _glue(task, cfg, progress, tokenizer) -> TaskData:
+    from .formats.glue import read_glue
+
+    kw = _folder_kwargs(task, cfg)
+    kw.pop("val_fraction")  # val is GLUE's dev file
+    return read_glue(task.source.path, task.source.glue_task, mnli_dev=task.source.mnli_dev, **kw)
+
+
 BUILDERS: dict[str, Callable[..., TaskData]] = {
     "world": _world,
     "image_folder": _image_folder,
@@ -96,6 +115,8 @@ BUILDERS: dict[str, Callable[..., TaskData]] = {
     "video_folder": _video_folder,
     "text_tsv": _text_tsv,
     **{kind: _vl_format for kind in VL_FORMAT_KINDS},
+    "coco_detection": _coco_detection,
+    "glue": _glue,
 }
 
 
