@@ -174,7 +174,7 @@ def test_padding_does_not_change_the_decoder_or_the_real_states():
 
 def test_shared_and_separate_decoders():
     shared, separate = trunk(shared=True), trunk(shared=False)
-    per_decoder = count(shared.decoders[0])
+    per_decoder = count(shared.decoder_of("a"))
     assert len(shared.decoders) == 1 and len(separate.decoders) == 2
     assert count(separate) - count(shared) == per_decoder
     assert shared.decoder_of("a") is shared.decoder_of("b")
@@ -182,9 +182,9 @@ def test_shared_and_separate_decoders():
     separate.train()
     separate(streams(), torch.zeros(3, dtype=torch.long), task="a").decoder.sum().backward()
     assert all(p.grad is None for p in separate.decoder_of("b").parameters())
-    assert separate.queries[1].grad is None
+    assert separate.queries["b"].grad is None
     assert all(p.grad is not None for p in separate.decoder_of("a").parameters())
-    assert separate.queries[0].grad is not None and separate.queries[0].grad.abs().sum() > 0
+    assert separate.queries["a"].grad is not None and separate.queries["a"].grad.abs().sum() > 0
 
 
 def test_without_a_task_the_output_is_the_encoded_streams():
@@ -206,6 +206,16 @@ def test_errors_name_the_task_and_the_kind():
         trunk(types=())(streams(), None, task="a")
     with pytest.raises(ValueError, match="at least one query"):
         EncoderDecoderTrunk(D, H, {"image": 1}, 1, {"a": 0})
+    for name in ("a.b", "update"):
+        with pytest.raises(ConfigError, match=f"task name '{name}' cannot name"):
+            EncoderDecoderTrunk(D, H, {"image": 1}, 1, {name: 2})
+
+
+def test_weights_are_named_by_task():
+    names = {n for n, _ in trunk(shared=False).named_parameters()}
+    assert {"queries.a", "queries.b"} <= names
+    assert any(n.startswith("decoders.a.") for n in names) and any(n.startswith("decoders.b.") for n in names)
+    assert any(n.startswith("decoders.shared.") for n, _ in trunk(shared=True).named_parameters())
 
 
 # ------------------------------------------------------------------ built from the config
@@ -218,7 +228,7 @@ def test_build_trunk_reads_model_encoder_decoder():
                      ["image", "text"], [("image",), ("image", "text")], 2, {"det": 100, "ve": None})
     assert isinstance(tr, EncoderDecoderTrunk)
     assert len(tr.encoders["image"].blocks) == 3 and len(tr.encoders["text"].blocks) == 0
-    assert [len(d.layers) for d in tr.decoders] == [4, 4]
+    assert {k: len(d.layers) for k, d in tr.decoders.items()} == {"det": 4, "ve": 4}
     assert tr.num_queries("det") == 100 and tr.num_queries("ve") == 7  # None: the default count
     assert tr.types.kinds == ("image", "text")
     one = build_trunk(model_cfg(encoder_layers=2), ["image"], [("image",)], 0, {"a": None})

@@ -28,10 +28,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cotrain.config import ConfigError
 from cotrain.errors import InputError
 from cotrain.trunks.decoder import Decoder
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
 from cotrain.trunks.output import TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams
+
+
+SHARED = "shared"  # the key of the one decoder of every task (``decoders.shared``); per task: ``decoders.<task>``
 
 
 class StreamEncoder(nn.Module):
@@ -59,8 +63,8 @@ class EncoderDecoderTrunk(nn.Module):
     """``forward(streams {kind: Tokens}, task_ids [B] or None, task=None) -> TrunkOutput``.
 
     ``encoder_layers``: encoder depth per input kind the trunk serves; ``task_queries``: query count
-    per task name (their order fixes the parameters' order); ``shared_decoder``: one decoder for
-    every task or one per task; ``type_kinds``: kinds that occur in multi-input tasks (a type
+    per task name (``queries.<task>``); ``shared_decoder``: one decoder for every task
+    (``decoders.shared``) or one per task (``decoders.<task>``); ``type_kinds``: kinds that occur in multi-input tasks (a type
     embedding each, added to the memory); ``num_task_tokens``: task embeddings per kind (0: none).
     """
 
@@ -98,26 +102,39 @@ class EncoderDecoderTrunk(nn.Module):
                             if num_task_tokens > 0 else None)
         self.types = TypeEmbeddings(type_kinds, dim) if type_kinds else None
         self.task_names = tuple(task_queries)
-        self.queries = nn.ParameterList([nn.Parameter(torch.randn(q, dim)) for q in task_queries.values()])
         self.shared_decoder = shared_decoder
-        n_dec = 1 if shared_decoder else len(self.task_names)
-        self.decoders = nn.ModuleList([
-            Decoder(dim, decoder_layers, num_heads, mlp_ratio, dropout, drop_path) for _ in range(n_dec)
-        ])
+
+        def decoder() -> Decoder:
+            return Decoder(dim, decoder_layers, num_heads, mlp_ratio, dropout, drop_path)
+
+        # keyed by task name, so a checkpoint's weights go to the same task in any task table (fine-tuning)
+        self.queries = nn.ParameterDict()
+        self.decoders = nn.ModuleDict({SHARED: decoder()} if shared_decoder else {})
+        for task, q in task_queries.items():
+            try:
+                self.queries[task] = nn.Parameter(torch.randn(q, dim))
+                if not shared_decoder:
+                    self.decoders[task] = decoder()
+            except KeyError as err:  # "", "a.b", or a name like "update"
+                raise ConfigError(f"task name {task!r} cannot name the encoder-decoder trunk's queries: {err}") from None
 
     # ------------------------------------------------------------------ lookup
-    def task_index(self, task: str) -> int:
+    def _check_task(self, task: str) -> None:
         if task not in self.task_names:
             raise InputError(f"the encoder-decoder trunk has no queries for task {task!r}; tasks: {list(self.task_names)}")
-        return self.task_names.index(task)
+
+    def query_embedding(self, task: str) -> nn.Parameter:
+        """The learned queries of ``task``: ``[Q_task, D]``."""
+        self._check_task(task)
+        return self.queries[task]
 
     def num_queries(self, task: str) -> int:
-        return self.queries[self.task_index(task)].shape[0]
+        return self.query_embedding(task).shape[0]
 
     def decoder_of(self, task: str) -> Decoder:
         """The decoder ``task`` runs: the shared one, or its own."""
-        i = self.task_index(task)
-        return self.decoders[0 if self.shared_decoder else i]
+        self._check_task(task)
+        return self.decoders[SHARED if self.shared_decoder else task]
 
     # ------------------------------------------------------------------ running
     def encode(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> dict[str, Tokens]:
@@ -149,7 +166,7 @@ class EncoderDecoderTrunk(nn.Module):
         if task is None:
             return TrunkOutput(states, masks)
         memory, memory_mask, _ = concat_streams(encoded, self.types)
-        pos = self.queries[self.task_index(task)].to(memory.dtype)
+        pos = self.query_embedding(task).to(memory.dtype)
         pos = pos.unsqueeze(0).expand(memory.shape[0], -1, -1)
         return TrunkOutput(states, masks, decoder=self.decoder_of(task)(pos, memory, memory_mask))
 
