@@ -90,5 +90,5 @@ def build_trunk(cfg, kinds: Sequence[str], task_inputs: Sequence[Sequence[str]],
                              dict(task_queries or {}))
 
 
-__all__ = ["TRUNKS", "Attention", "Block", "CoAttentionTrunk", "DropPath", "EncoderDecoderTrunk", "Mlp", "SharedTrunk", "TaskTokens",
-           "Tokens", "TrunkOutput", "build_trunk"]
+__all__ = ["TRUNKS", "Attention", "Block", "CoAttentionTrunk", "DropPath", "EncoderDecoderTrunk", "Mlp", "SharedTrunk",
+           "TaskTokens", "Tokens", "TrunkOutput", "build_trunk"]

@@ -64,9 +64,9 @@ class EncoderDecoderTrunk(nn.Module):
 
     ``encoder_layers``: encoder depth per input kind the trunk serves; ``task_queries``: query count
     per task name (``queries.<task>``); ``shared_decoder``: one decoder for every task
-    (``decoders.shared``) or one per task (``decoders.<task>``); ``type_kinds``: kinds that occur in multi-input tasks (a type
-    embedding each, added to the memory); ``num_task_tokens``: task embeddings per kind (0: none).
-    """
+    (``decoders.shared``) or one per task (``decoders.<task>``); ``type_kinds``: kinds that occur
+    in multi-input tasks (a type embedding each, added to the memory); ``num_task_tokens``: task
+    embeddings per kind (0: none)."""
 
     supports_views = False
 
