@@ -176,6 +176,9 @@ class TaskConfig(_Strict):
     weight: float | None = Field(None, gt=0.0, description="sampling weight for schedule.kind weighted with weighting: explicit")
     steps: int | None = Field(None, ge=1, description="this task's step budget in the task_by_task schedule (and for optim.warmup_eta)")
     eval_every: int | None = Field(None, ge=1, description="validation interval of this task in steps; null: run.eval_every")
+    queries: int | None = Field(None, ge=1, description=(
+        "model.trunk encoder_decoder: this task's learned decoder queries (UniT: 100 for detection); "
+        "null: model.encoder_decoder.queries"))
     metric: Literal["top1", "mAP", "vqa", "recall", "refexp", "detection"] | None = Field(
         None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp, detection (COCO AP) for detect)")
     transforms: list[TransformConfig] = Field([], description="batch transforms applied before the forward pass, in order (e.g. [{kind: mask_text}])")
@@ -189,16 +192,40 @@ class TaskConfig(_Strict):
 class ImageEncoderConfig(_Strict):
     """Images → patch tokens. ``stem``: ``patch`` embeds each patch with one linear map (ViT); ``conv`` runs stride-2 3x3
     convolutions of ``stem_widths`` channels first ("early convolutions"), which learn far faster
-    on small data. ``pixel_norm``: ``fixed`` maps [0, 255] to [-1, 1]; ``per_example`` standardises
+    on small data; ``backbone`` is UniT / DETR's image side: a small residual conv network
+    (``backbone_widths``, total stride ``backbone_stride``), a 1x1 projection to the model width and
+    2-D sine (or learned) positions over the image's real area, any input size a multiple of the
+    stride. ``pixel_norm``: ``fixed`` maps [0, 255] to [-1, 1]; ``per_example`` standardises
     each image by its own mean and std."""
 
     image_size: int = Field(32, ge=4, description="images are resized to image_size x image_size pixels")
     patch_size: int = Field(8, ge=1, description="side of the square patches that become tokens")
     channels: int = Field(3, description="input channels (3: RGB)")
-    stem: Literal["patch", "conv"] = Field("patch", description="patch: one linear map per patch (ViT); conv: stride-2 3x3 convolutions first")
+    stem: Literal["patch", "conv", "backbone"] = Field("patch", description=(
+        "patch: one linear map per patch (ViT); conv: stride-2 3x3 convolutions first; backbone: a residual conv "
+        "network, a 1x1 projection and 2-D positions (UniT / DETR; patch_size and stem_widths unused)"))
     stem_widths: tuple[int, ...] = Field((32, 64), description="the conv stem's channel widths, one stride-2 layer each")
+    backbone_widths: tuple[int, ...] = Field((32, 64, 128), min_length=1, description=(
+        "stem backbone: channel widths of its residual stages, one stage each; the first log2(backbone_stride) stages halve the resolution"))
+    backbone_blocks: int = Field(1, ge=1, description="stem backbone: residual blocks (two 3x3 conv + norm + ReLU) per stage")
+    backbone_stride: int = Field(8, ge=1, description="stem backbone: total stride, a power of two; one token per stride x stride pixels")
+    backbone_pos: Literal["sine", "learned"] = Field("sine", description=(
+        "stem backbone: DETR's 2-D sine positions over the real (unpadded) area, or a learned row + column embedding "
+        "(grids up to image_size / backbone_stride)"))
     pixel_norm: Literal["fixed", "per_example"] = Field("fixed", description="fixed: [0, 255] to [-1, 1]; per_example: each image by its own mean and std")
     lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the image encoder's parameters (UniT trains its backbone lower); composes with tasks[].lr_mult and the schedule")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ImageEncoderConfig":
+        s = self.backbone_stride
+        if s & (s - 1):
+            raise FieldProblem("backbone_stride", f"backbone_stride must be a power of two, got {s}")
+        if s.bit_length() - 1 > len(self.backbone_widths):
+            raise FieldProblem("backbone_stride", f"backbone_stride {s} needs {s.bit_length() - 1} downsampling stages; "
+                               f"backbone_widths {list(self.backbone_widths)} has {len(self.backbone_widths)}")
+        if min(self.backbone_widths) < 1:
+            raise FieldProblem("backbone_widths", f"backbone_widths must be positive, got {list(self.backbone_widths)}")
+        return self
 
 
 class VideoEncoderConfig(_Strict):
@@ -279,6 +306,37 @@ class CoAttentionConfig(_Strict):
         return self
 
 
+class EncoderDecoderConfig(_Strict):
+    """The encoder–decoder trunk (``model.trunk: encoder_decoder``, UniT): a transformer encoder per
+    input kind (a learned task embedding prepended when ``model.task_tokens`` is set), then a
+    DETR-style decoder whose learned queries (``tasks[].queries`` per task) attend to the encoded
+    streams of the task; one decoder for every task, or one per task."""
+
+    encoder_layers: int | dict[Literal["image", "video", "audio", "text", "regions"], int] = Field(2, description=(
+        "layers of each input kind's encoder: one count for all, or a count per kind (e.g. {image: 6, text: 0}); "
+        "0: the encoder's tokens pass through unchanged (a text encoder that is already a pretrained BERT)"))
+    decoder_layers: int = Field(2, ge=1, description="decoder layers (each: self-attention over the queries, cross-attention to the encoded streams, MLP)")
+    queries: int = Field(25, ge=1, description="learned queries of a task that does not set tasks[].queries")
+    shared_decoder: bool = Field(True, description="one decoder for every task (true), or one per task (false)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "EncoderDecoderConfig":
+        counts = self.encoder_layers if isinstance(self.encoder_layers, dict) else {"": self.encoder_layers}
+        bad = {k: v for k, v in counts.items() if v < 0}
+        if bad:
+            raise FieldProblem("encoder_layers", f"encoder_layers must be 0 or more, got {bad if '' not in bad else bad['']}")
+        return self
+
+    def layers_of(self, kind: str) -> int:
+        """Encoder layers of input ``kind`` (a mapping without ``kind`` is a ConfigError)."""
+        if not isinstance(self.encoder_layers, dict):
+            return self.encoder_layers
+        if kind not in self.encoder_layers:
+            raise ConfigError(f"model.encoder_decoder.encoder_layers gives {dict(self.encoder_layers)} but a task reads "
+                              f"{kind!r}; add a count for it")
+        return self.encoder_layers[kind]
+
+
 class HeadConfig(_Strict):
     """A head, pooled tokens → logits: ``classify`` a softmax over classes, ``multilabel`` a sigmoid
     per class (BCE); the vision-and-language types are described in docs/architecture.md; ``detect``
@@ -303,8 +361,11 @@ class HeadConfig(_Strict):
 class ModelConfig(_Strict):
     """The transformer: encoders, trunk and heads."""
 
-    trunk: Literal["shared", "single_stream", "coattention"] = Field(
-        "shared", description="shared: one transformer for every input kind (PolyViT; joint over a task's inputs); single_stream: shared with every layer joint; coattention: text and visual streams with co-attention (see model.coattention)")
+    trunk: Literal["shared", "single_stream", "coattention", "encoder_decoder"] = Field(
+        "shared", description=(
+            "shared: one transformer for every input kind (PolyViT; joint over a task's inputs); single_stream: shared "
+            "with every layer joint; coattention: text and visual streams with co-attention (see model.coattention); "
+            "encoder_decoder: an encoder per input kind and a decoder with per-task queries (UniT, see model.encoder_decoder)"))
     dim: int = Field(128, ge=8, description="token width; a multiple of num_heads")
     depth: int = Field(2, ge=1, description="transformer layers of the shared / single_stream trunk")
     num_heads: int = Field(4, ge=1, description="attention heads per layer")
@@ -312,10 +373,13 @@ class ModelConfig(_Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate in the trunk's layers")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth: the last layer's rate of dropping a residual branch (linear from 0 at the first)")
     l_adapt: int = Field(0, ge=0, description="input-kind-specific first layers replacing shared ones (PolyViT); at most depth")
-    task_tokens: Literal["none", "dataset", "head"] = Field("none", description="a learned token per task (dataset), per head key (head) or none, inserted after the text CLS (else after the first input's first token)")
+    task_tokens: Literal["none", "dataset", "head"] = Field("none", description=(
+        "a learned token per task (dataset), per head key (head) or none, inserted after the text CLS (else after the "
+        "first input's first token); encoder_decoder: a task embedding prepended to each input's encoder"))
     encoders: EncodersConfig = EncodersConfig()
     heads: dict[str, HeadConfig] = Field({}, description="heads by key; tasks naming a key in `head` share it (undeclared tasks get a default head)")
     coattention: CoAttentionConfig = CoAttentionConfig()
+    encoder_decoder: EncoderDecoderConfig = EncoderDecoderConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -452,6 +516,12 @@ class ExperimentConfig(_Strict):
                 "gradient, so a per-task learning rate cannot apply; use optim.task_lr_mode: loss_scale (each task's "
                 "loss times lr_mult / min lr_mult) or drop lr_mult",
             )
+        if self.model.trunk != "encoder_decoder":
+            first = next((i for i, t in enumerate(self.tasks) if t.queries is not None), None)
+            if first is not None:
+                raise FieldProblem(("tasks", first, "queries"),
+                                   f"task {self.tasks[first].name!r} sets queries, which only model.trunk encoder_decoder "
+                                   f"uses (the trunk is {self.model.trunk!r}); drop it")
         used = {t.head_key for t in self.tasks}
         unused = sorted(declared - used)
         if unused:

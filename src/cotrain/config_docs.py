@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from typing import Any, Literal, get_args, get_origin
+import types
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import yaml
@@ -150,6 +151,8 @@ def _type_name(tp: Any) -> str:
         return "[" + ", ".join(_type_name(a) for a in args) + "]"
     if origin is dict:
         return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}" if not is_section(args[1]) else "mapping of sections"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
     return getattr(tp, "__name__", str(tp))
 
 

@@ -111,8 +111,11 @@ def parameter_table(cfg: ExperimentConfig, specs: list[TaskSpec] | None = None, 
 
 def _trunk_line(cfg: ExperimentConfig) -> str:
     m = cfg.model
+    e = m.encoder_decoder
     shape = (f"{m.coattention.v_layers} visual / {m.coattention.t_layers} text layers" if m.trunk == "coattention"
-             else f"depth {m.depth}")
+             else f"encoder layers {e.encoder_layers}, {e.decoder_layers} decoder layers "
+                  f"({'shared' if e.shared_decoder else 'one per task'}), {e.queries} queries unless a task sets its own"
+             if m.trunk == "encoder_decoder" else f"depth {m.depth}")
     return (f"model: {m.trunk} trunk, dim {m.dim}, {shape}, {m.num_heads} heads, mlp x{m.mlp_ratio}, "
             f"task tokens {m.task_tokens}")
 
@@ -142,8 +145,12 @@ def describe(cfg: ExperimentConfig) -> str:
     out.append(f"  {'L_adapt':>7s} {'encoders':>10s} {'trunk':>10s} {'adapters':>10s} {'task tok.':>10s} "
                f"{'heads':>10s} {'total':>11s}")
     for r in parameter_table(cfg, specs, vocab):
-        out.append(f"  {r['l_adapt']:7d} {r['encoders']:10,d} {r['trunk']:10,d} {r['trunk_adapt']:10,d} "
+        trunk = r["trunk"] + r["decoder"] + r["queries"]
+        out.append(f"  {r['l_adapt']:7d} {r['encoders']:10,d} {trunk:10,d} {r['trunk_adapt']:10,d} "
                    f"{r['task_tokens']:10,d} {r['heads']:10,d} {r['total']:11,d}")
+        if r["decoder"] or r["queries"]:
+            out.append(f"  {'':7s} of the trunk: decoder{'' if cfg.model.encoder_decoder.shared_decoder else 's'} "
+                       f"{r['decoder']:,d}, queries {r['queries']:,d}")
     single = cfg.model.model_copy(update={"l_adapt": 0} if cfg.model.trunk == "shared" else {})
     n_single = sum(
         build_model(single.model_copy(update={"heads": {k: v for k, v in single.heads.items() if k == s.head}}), [s],

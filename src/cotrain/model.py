@@ -3,8 +3,9 @@
     batch ──▶ encoders[kind] for each of the task's inputs ──▶ trunk(streams, task token) ──▶ heads[task.head]
 
 Every task family runs on it: PolyViT's image / video / audio classification (``trunk: shared``),
-12-in-1's vision-and-language tasks (``coattention``, or ``single_stream``), text-only tasks, and any
-mix of them in one network. Encoders come from :data:`cotrain.encoders.ENCODERS`, the trunk from
+12-in-1's vision-and-language tasks (``coattention``, or ``single_stream``), UniT's per-input
+encoders and task-query decoder (``encoder_decoder``), text-only tasks, and any mix of them in one
+network. The trunk gets the task's name (``task=``) besides its task-token ids. Encoders come from :data:`cotrain.encoders.ENCODERS`, the trunk from
 :data:`cotrain.trunks.TRUNKS`, heads from :data:`cotrain.heads.HEADS`.
 
 A batch whose non-text arrays carry a view axis ``[B, K, ...]`` (NLVR2: K = 2; retrieval training:
@@ -102,7 +103,12 @@ class Model(nn.Module):
                              dropout=cfg.dropout, num_task_tokens=num_tokens)
             for k in kinds
         })
-        self.trunk = build_trunk(cfg, kinds, [s.inputs for s in tasks], num_tokens)
+        self.trunk = build_trunk(cfg, kinds, [s.inputs for s in tasks], num_tokens, {s.name: s.queries for s in tasks})
+        if not getattr(self.trunk, "supports_views", True):
+            paired = [s.name for s in tasks if head_class(s.head_kind).views]
+            if paired:
+                raise ConfigError(f"tasks {paired} need several images per example (views), which model.trunk "
+                                  f"{cfg.trunk} does not support; use trunk coattention, shared or single_stream")
         self.heads = nn.ModuleDict()
         for key, (head_cfg, n) in resolve_heads(cfg, tasks).items():
             try:
@@ -169,9 +175,12 @@ class Model(nn.Module):
         """Encoders + trunk on ``inputs`` of ``batch``, with ``task``'s task token (none for None: the
         representation a held-out task is probed on). Regrouped ``[B, K, ...]`` with views."""
         streams, views = self.streams(batch, tuple(inputs), task or "")
+        if views and not getattr(self.trunk, "supports_views", True):
+            raise InputError(f"task {task!r}: the batch has a view axis (K = {views}), which model.trunk "
+                             f"{self.cfg.trunk} does not support; give one image per example")
         first = next(iter(streams.values())).x
         ids = self._task_ids(task, first.shape[0], first.device) if task is not None else None
-        out = self.trunk(streams, ids)
+        out = self.trunk(streams, ids, task=task)
         return out.regroup(views) if views else out
 
     def encode(self, batch: dict[str, torch.Tensor], task: str) -> TrunkOutput:
@@ -223,20 +232,26 @@ class Model(nn.Module):
         for start in range(0, nt * ni, chunk_size):
             idx = torch.arange(start, min(start + chunk_size, nt * ni), device=t.x.device)
             pair = {"text": t.index(idx // ni), other: v.index(idx % ni)}
-            out = self.trunk({k: pair[k] for k in spec.inputs}, self._task_ids(task, idx.numel(), t.x.device))
+            out = self.trunk({k: pair[k] for k in spec.inputs}, self._task_ids(task, idx.numel(), t.x.device), task=task)
             scores[start : start + idx.numel()] = head(out)
         return scores.view(nt, ni)
 
     def parameter_counts(self) -> dict[str, int]:
-        """``encoders``, ``trunk`` (shared layers), ``trunk_adapt`` (L_adapt layers), ``task_tokens``,
-        ``heads`` and ``total``."""
+        """``encoders``, ``trunk`` (shared layers; the encoder–decoder trunk's per-input encoders and
+        type embeddings), ``trunk_adapt`` (L_adapt layers), ``task_tokens`` (task tokens / embeddings),
+        ``decoder`` (the encoder–decoder trunk's decoder, or its decoders, one per task), ``queries``
+        (its per-task query embeddings), ``heads`` and ``total`` (the sum of the others)."""
         adapt = _count(getattr(self.trunk, "adapters", None))
         tokens = _count(getattr(self.trunk, "task_tokens", None))
+        decoder = _count(getattr(self.trunk, "decoders", None))
+        queries = _count(getattr(self.trunk, "queries", None))
         counts = {
             "encoders": _count(self.encoders),
-            "trunk": _count(self.trunk) - adapt - tokens,
+            "trunk": _count(self.trunk) - adapt - tokens - decoder - queries,
             "trunk_adapt": adapt,
             "task_tokens": tokens,
+            "decoder": decoder,
+            "queries": queries,
             "heads": _count(self.heads),
         }
         counts["total"] = _count(self)

@@ -44,6 +44,7 @@ class TaskSpec:
     loss_weight: float = 1.0
     group: str | None = None  # the task group (12-in-1's G1..G4)
     region_dim: int | None = None  # F of the region features, for tasks reading regions
+    queries: int | None = None  # decoder queries (trunk encoder_decoder); None: model.encoder_decoder.queries
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,7 +58,7 @@ def spec_from_dict(d: dict) -> TaskSpec:
     unknown = sorted(set(d) - known)
     if unknown:
         raise ValueError(f"task spec has unknown fields {unknown}; known: {sorted(known)}")
-    return TaskSpec(**{**d, "inputs": tuple(d["inputs"])})
+    return TaskSpec(**{**d, "inputs": tuple(d["inputs"])})  # fields added later (queries) keep their defaults
 
 
 def default_inputs(task: TaskConfig) -> tuple[str, ...]:
@@ -109,6 +110,7 @@ def make_spec(task: TaskConfig, cfg: ExperimentConfig, *, num_classes: int, mult
         name=task.name, inputs=inputs, head=task.head_key, head_kind=kind, num_classes=int(num_classes),
         metric=task.metric or cls.metric, loss_weight=task.loss_weight, group=task.group or group,
         region_dim=region_dim if "regions" in inputs else None,
+        queries=(task.queries or cfg.model.encoder_decoder.queries) if cfg.model.trunk == "encoder_decoder" else None,
     )
 
 

@@ -4,7 +4,7 @@
 
 | kind | batch keys (one example) | encoder |
 | --- | --- | --- |
-| ``image`` | ``image`` uint8 ``[3, H, W]`` | 2-D patches (ViT) or a conv stem |
+| ``image`` | ``image`` uint8 ``[3, H, W]`` (+ ``image_mask`` bool ``[H, W]``, True = real pixel) | 2-D patches (ViT), a conv stem, or a conv backbone (UniT) |
 | ``video`` | ``video`` uint8 ``[T, 3, H, W]`` | 3-D tubelets (ViViT) |
 | ``audio`` | ``audio`` float32 ``[S]`` | log-mel spectrogram patches (AST) |
 | ``text`` | ``text`` int64 ``[L]`` (0 = pad) | token embeddings (WordPiece), or a pretrained BERT-family model |
@@ -28,6 +28,7 @@ from torch import nn
 
 from cotrain.config import ConfigError, EncodersConfig
 from cotrain.encoders.audio import AudioEncoder, mel_filterbank
+from cotrain.encoders.backbone import BackboneImageEncoder
 from cotrain.encoders.common import TokenEncoder, resample_pos_embed
 from cotrain.encoders.image import ImageEncoder
 from cotrain.encoders.pretrained_text import PretrainedTextEncoder
@@ -73,8 +74,14 @@ def _regions(cfg, dim, vocab_size, region_dim, dropout, num_task_tokens=0):
     return RegionEncoder(cfg.regions, given or region_dim, dim, dropout)
 
 
+def _image(cfg, dim, vocab_size, region_dim, dropout, num_task_tokens=0):
+    if cfg.image.stem == "backbone":
+        return BackboneImageEncoder(cfg.image, dim, dropout)
+    return ImageEncoder(cfg.image, dim, dropout)
+
+
 ENCODERS: dict[str, EncoderEntry] = {
-    "image": EncoderEntry(lambda c, d, v, r, p, t=0: ImageEncoder(c.image, d, p), ("image",), 3, "[B, 3, H, W]"),
+    "image": EncoderEntry(_image, ("image", "image_mask"), 3, "[B, 3, H, W] (+ image_mask [B, H, W])"),
     "video": EncoderEntry(lambda c, d, v, r, p, t=0: VideoEncoder(c.video, d, p), ("video",), 4, "[B, T, 3, H, W]"),
     "audio": EncoderEntry(lambda c, d, v, r, p, t=0: AudioEncoder(c.audio, d, p), ("audio",), 1, "[B, S]"),
     "text": EncoderEntry(_text, ("text",), 1, "[B, L] token ids"),
@@ -130,8 +137,8 @@ def encode(encoder: nn.Module, kind: str, batch: dict[str, torch.Tensor], views:
 
 
 __all__ = [
-    "ENCODERS", "INPUT_KINDS", "AudioEncoder", "EncoderEntry", "ImageEncoder", "PretrainedTextEncoder", "RegionEncoder",
-    "TextEncoder",
+    "ENCODERS", "INPUT_KINDS", "AudioEncoder", "BackboneImageEncoder", "EncoderEntry", "ImageEncoder",
+    "PretrainedTextEncoder", "RegionEncoder", "TextEncoder",
     "TokenEncoder", "VideoEncoder", "build_encoder", "encode", "entry", "mel_filterbank", "resample_pos_embed",
     "views_of",
 ]

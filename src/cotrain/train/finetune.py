@@ -20,12 +20,13 @@ from ..errors import InputError
 
 def transfer_weights(target: torch.nn.Module, source: torch.nn.Module, task: str) -> dict[str, int]:
     """Copy every parameter / buffer of ``source`` with the same name and shape into ``target``;
-    task-token embeddings copy the row of ``task``. Returns counts of copied / skipped tensors."""
+    task-token embeddings (``task_tokens.embed``, or per input kind ``task_tokens.<kind>.embed``)
+    copy the row of ``task``. Returns counts of copied / skipped tensors."""
     src_state = source.state_dict()
     new_state = target.state_dict()
     copied, skipped = 0, []
     for name, value in new_state.items():
-        if name.endswith("task_tokens.embed.weight") and name in src_state:
+        if "task_tokens" in name.split(".") and name.endswith(".embed.weight") and name in src_state:
             old_id, new_id = source.task_token_id(task), target.task_token_id(task)
             if old_id is not None and new_id is not None:
                 value[new_id] = src_state[name][old_id]

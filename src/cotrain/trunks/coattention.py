@@ -29,7 +29,7 @@ from cotrain.trunks.output import (
 
 
 class CoAttentionTrunk(nn.Module):
-    """``forward(streams {kind: Tokens}, task_ids [B] or None) -> TrunkOutput``.
+    """``forward(streams {kind: Tokens}, task_ids [B] or None, task=None) -> TrunkOutput``.
 
     Drop-path grows linearly over the text depth; a round's visual Block and co-attention layer
     take the rate of its text Block. ``type_kinds``: visual kinds that occur together in one task
@@ -70,7 +70,9 @@ class CoAttentionTrunk(nn.Module):
         self.types = TypeEmbeddings(type_kinds, dim) if type_kinds else None
         self.task_tokens = TaskTokens(num_task_tokens, dim) if num_task_tokens > 0 else None
 
-    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
+    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None,
+                task: str | None = None) -> TrunkOutput:
+        """``task``: the task's name, unused here (the encoder-decoder trunk reads it)."""
         streams, tok_kind = with_task_token(streams, self.task_tokens, task_ids)
         text = streams.get("text")
         visual = {k: s for k, s in streams.items() if k != "text"}

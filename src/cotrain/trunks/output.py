@@ -12,8 +12,13 @@ count. Heads read only a ``TrunkOutput``:
   the class token for image / video / audio);
 - ``out.joint()`` ``[B, D]``: the product of every stream's first state — ``h_IMG ⊙ h_CLS`` for an
   image–text task (12-in-1's overall representation), the class token itself for a one-input task;
+  with decoder states (the ``encoder_decoder`` trunk, UniT) the first query's state of the top
+  decoder layer, ``decoder[-1, :, 0]`` (what UniT's classification heads read);
 - ``out.tokens(kind)``: ``(states [B, L-1, D], mask [B, L-1])`` without the first token (the regions
   of a refexp head, the words of a text head).
+
+- ``out.decoder`` ``[L_dec, B, Q, D]``: the decoder's queries after every layer, each after the
+  decoder's final LayerNorm (the last is the final output; detection heads read all of them).
 
 With ``views = K`` (NLVR2's two images, retrieval training's K candidates) every tensor has a view
 axis after the batch one: ``[B, K, L, D]``, ``pooled`` ``[B, K, D]``.
@@ -79,7 +84,10 @@ class TrunkOutput:
         return self._stream(kind)[..., 0, :]
 
     def joint(self) -> torch.Tensor:
-        """The product of every stream's first state: ``[B, D]`` (``[B, K, D]`` with views)."""
+        """The product of every stream's first state: ``[B, D]`` (``[B, K, D]`` with views); with
+        decoder states, the top layer's first query ``decoder[-1, :, 0]`` instead."""
+        if self.decoder is not None:
+            return self.decoder[-1][..., 0, :]
         return math.prod(self.pooled(k) for k in self.states)
 
     def tokens(self, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,16 +124,17 @@ class TaskTokens(nn.Module):
         self.embed = nn.Embedding(num, dim)
         trunc_normal_(self.embed.weight)
 
-    def insert(self, stream: Tokens, task_ids: torch.Tensor) -> Tokens:
-        """``x [B, L, D]``, ``task_ids [B]`` long → ``[B, 1+L, D]`` with ``TASK_t`` at position 1."""
+    def insert(self, stream: Tokens, task_ids: torch.Tensor, at: int = 1) -> Tokens:
+        """``x [B, L, D]``, ``task_ids [B]`` long → ``[B, 1+L, D]`` with ``TASK_t`` at position ``at``
+        (1: after the stream's first token, 12-in-1; 0: before it, UniT's prepended task embedding)."""
         x, mask = stream.x, stream.mask
         if task_ids.shape != x.shape[:1]:
             raise ValueError(f"task_ids must be [B] = [{x.shape[0]}], got {tuple(task_ids.shape)}")
         if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= self.num):
             raise ValueError(f"task ids must lie in [0, {self.num}), got {task_ids.tolist()}")
         tok = self.embed(task_ids.long()).to(x.dtype).unsqueeze(1)
-        x = torch.cat([x[:, :1], tok, x[:, 1:]], dim=1)
-        mask = torch.cat([mask[:, :1], torch.ones_like(mask[:, :1]), mask[:, 1:]], dim=1)
+        x = torch.cat([x[:, :at], tok, x[:, at:]], dim=1)
+        mask = torch.cat([mask[:, :at], torch.ones_like(mask[:, :1]), mask[:, at:]], dim=1)
         return Tokens(x, mask)
 
 

@@ -24,7 +24,7 @@ from cotrain.trunks.output import (
 
 
 class SharedTrunk(nn.Module):
-    """``forward(streams {kind: Tokens}, task_ids [B] or None) -> TrunkOutput``.
+    """``forward(streams {kind: Tokens}, task_ids [B] or None, task=None) -> TrunkOutput``.
 
     Layer ``i`` has drop-path rate ``drop_path * i / (depth - 1)``. ``kinds``: the input kinds the
     trunk serves (one adapter stack each when ``l_adapt > 0``); ``type_kinds``: kinds that occur in
@@ -70,7 +70,9 @@ class SharedTrunk(nn.Module):
             raise ValueError(f"the trunk has no layers for input {kind!r}; it serves {list(self.kinds)}")
         return list(self.adapters[kind])
 
-    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None) -> TrunkOutput:
+    def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None,
+                task: str | None = None) -> TrunkOutput:
+        """``task``: the task's name, unused here (the encoder-decoder trunk reads it)."""
         streams, tok_kind = with_task_token(streams, self.task_tokens, task_ids)
         for kind, s in streams.items():
             x, mask = s.x, key_padding_to_attn_mask(s.mask)
