@@ -69,6 +69,15 @@ def resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, tuple[He
         head_cfg = cfg.heads.get(key) or HeadConfig(type=kind)
         if head_cfg.type is None:
             head_cfg = head_cfg.model_copy(update={"type": kind})
+        attrs = {s.attribute_names for s in specs if s.attribute_names}
+        if len(attrs) > 1:
+            raise ConfigError(f"tasks {names} share head {key!r} but differ in attribute classes")
+        if attrs:  # detection data with attributes sizes the attribute head (unless set by hand)
+            given, found = head_cfg.num_attributes, len(next(iter(attrs)))
+            if given and given != found:
+                raise ConfigError(f"model.heads.{key}.num_attributes is {given} but the data of tasks {names} has "
+                                  f"{found} attribute classes")
+            head_cfg = head_cfg.model_copy(update={"num_attributes": found})
         if head_class(kind).uses_classes and head_cfg.num_classes not in (None, n):
             raise ConfigError(f"model.heads.{key}.num_classes is {head_cfg.num_classes} but the data of tasks "
                               f"{names} has {n} classes")
@@ -113,6 +122,9 @@ class Model(nn.Module):
         for key, (head_cfg, n) in resolve_heads(cfg, tasks).items():
             try:
                 self.heads[key] = build_head(head_cfg, cfg.dim, n)
+                names = next((s.attribute_names for s in tasks if s.head == key and s.attribute_names), None)
+                if names is not None:
+                    self.heads[key].attribute_names = list(names)
             except KeyError as err:  # ModuleDict refuses "", "a.b" and names like "update"
                 users = [s.name for s in tasks if s.head == key]
                 raise ConfigError(f"head key {key!r} (tasks {users}) cannot be used as a module name: {err}") from None

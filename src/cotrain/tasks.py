@@ -45,10 +45,13 @@ class TaskSpec:
     group: str | None = None  # the task group (12-in-1's G1..G4)
     region_dim: int | None = None  # F of the region features, for tasks reading regions
     queries: int | None = None  # decoder queries (trunk encoder_decoder); None: model.encoder_decoder.queries
+    attribute_names: tuple[str, ...] | None = None  # detection: the objects' attribute classes (BUTD head)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["inputs"] = list(self.inputs)
+        if self.attribute_names is not None:
+            d["attribute_names"] = list(self.attribute_names)
         return d
 
 
@@ -58,7 +61,9 @@ def spec_from_dict(d: dict) -> TaskSpec:
     unknown = sorted(set(d) - known)
     if unknown:
         raise ValueError(f"task spec has unknown fields {unknown}; known: {sorted(known)}")
-    return TaskSpec(**{**d, "inputs": tuple(d["inputs"])})  # fields added later (queries) keep their defaults
+    attrs = d.get("attribute_names")
+    # fields added later (queries, attribute_names) keep their defaults in older checkpoints
+    return TaskSpec(**{**d, "inputs": tuple(d["inputs"]), "attribute_names": None if attrs is None else tuple(attrs)})
 
 
 def default_inputs(task: TaskConfig) -> tuple[str, ...]:
@@ -87,7 +92,8 @@ def task_inputs(task: TaskConfig) -> tuple[str, ...]:
 
 
 def make_spec(task: TaskConfig, cfg: ExperimentConfig, *, num_classes: int, multilabel: bool = False,
-              data_head: str | None = None, region_dim: int | None = None, group: str | None = None) -> TaskSpec:
+              data_head: str | None = None, region_dim: int | None = None, group: str | None = None,
+              attribute_names: list[str] | None = None) -> TaskSpec:
     """The one constructor of a :class:`TaskSpec`: ``data_head`` is the head kind the data implies
     (V&L sources), ``multilabel`` whether class targets are multi-label."""
     inputs = task_inputs(task)
@@ -111,6 +117,7 @@ def make_spec(task: TaskConfig, cfg: ExperimentConfig, *, num_classes: int, mult
         metric=task.metric or cls.metric, loss_weight=task.loss_weight, group=task.group or group,
         region_dim=region_dim if "regions" in inputs else None,
         queries=(task.queries or cfg.model.encoder_decoder.queries) if cfg.model.trunk == "encoder_decoder" else None,
+        attribute_names=tuple(attribute_names) if attribute_names and kind == "detect" else None,
     )
 
 
@@ -124,7 +131,7 @@ def specs_from_data(cfg: ExperimentConfig, data: dict) -> list[TaskSpec]:
             raise ConfigError(f"task {t.name!r} reads {list(task_inputs(t))} but its data gives {list(d.inputs)}")
         out.append(make_spec(t, cfg, num_classes=d.num_classes, multilabel=d.multilabel,
                              data_head=d.meta.get("head_type"), region_dim=d.meta.get("region_dim"),
-                             group=d.meta.get("group")))
+                             group=d.meta.get("group"), attribute_names=d.meta.get("attribute_names")))
     return out
 
 
