@@ -25,6 +25,7 @@ EPILOG = """examples:
   cotrain data clean --vl                               the clean multi-task split of the 12 V&L tasks
   cotrain finetune runs/vl12 --task refcoco             multi-task -> single-task fine-tuning
   cotrain train --mix                                  one model on image, video, audio, text and V&L tasks at once
+  cotrain train --unit                                 UniT: detection, VQA, visual entailment and text tasks in one encoder-decoder
 """
 
 
@@ -35,6 +36,8 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None
     p.add_argument("--vl", action="store_true", help="use the embedded vision-and-language config (the 12 tasks of 12-in-1)")
     p.add_argument("--mix", action="store_true", help="use the embedded mixed config: one model on image, video, audio, "
                    "text and vision-and-language tasks at once")
+    p.add_argument("--unit", action="store_true", help="use the embedded UniT config: one encoder-decoder transformer on "
+                   "detection, VQA, visual entailment and two text tasks, a shared decoder with task queries")
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -44,13 +47,13 @@ def _load_cfg(args: argparse.Namespace):
     if config is not None and "=" in config:  # `cotrain train --demo run.steps=10`
         overrides.insert(0, config)
         config = None
-    embedded = [name for flag, name in (("demo", "demo"), ("vl", "vl12"), ("mix", "mix")) if getattr(args, flag, False)]
+    embedded = [name for flag, name in (("demo", "demo"), ("vl", "vl12"), ("mix", "mix"), ("unit", "unit")) if getattr(args, flag, False)]
     if len(embedded) > 1:
-        raise ConfigError("give one of --demo, --vl and --mix")
+        raise ConfigError("give one of --demo, --vl, --mix and --unit")
     if embedded and config is None:
         path = default_config_path(embedded[0])
     elif config is None:
-        raise ConfigError("give a config file, or --demo / --vl / --mix for an embedded default")
+        raise ConfigError("give a config file, or --demo / --vl / --mix / --unit for an embedded default")
     else:
         path = Path(config)
     cfg = load_config(path, overrides)
