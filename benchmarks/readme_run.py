@@ -1,5 +1,5 @@
-"""Run an embedded config as ``cotrain train`` does (``--demo`` or ``--mix``) and write its per-task
-table into README.md (section ``DEMO`` or ``MIX``).
+"""Run an embedded config as ``cotrain train`` does (``--demo``, ``--mix`` or ``--unit``) and write its per-task
+table into README.md (section ``DEMO``, ``MIX`` or ``UNIT``).
 
 The tables in the README are this command's output, with the command, machine and date above them:
 
@@ -31,7 +31,7 @@ from cotrain.train.trainer import Trainer, format_results  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", choices=["demo", "mix"], default="demo", help="the embedded config to run")
+    ap.add_argument("--config", choices=["demo", "mix", "unit"], default="demo", help="the embedded config to run")
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--fresh-data", action="store_true", help="generate the world into a new temporary folder (time it)")
     args = ap.parse_args(argv)
