@@ -103,10 +103,11 @@ def test_source_kinds_table_matches_the_validator():
 
 def test_world_kind_lists_every_world_task():
     from cotrain.data.world import WORLD_TASKS
+    from cotrain.data.world.text import TEXT_TASKS
     from cotrain.data.world.vl.build import VL_TASKS
 
     listed = re.split(r"[,;:]\s*|\s+", SOURCE_KINDS["world"].reads)
-    assert set(WORLD_TASKS) | set(VL_TASKS) <= set(listed)
+    assert set(WORLD_TASKS) | set(VL_TASKS) | set(TEXT_TASKS) <= set(listed)
 
 
 def test_source_kinds_table_names_the_annotation_roles():

@@ -63,9 +63,9 @@ _VL_USES = ("missing",) + _SPLIT_KEYS
 _VQA_USES = ("answer_min_count", "answer_top_k") + _VL_USES
 SOURCE_KINDS: dict[str, SourceKind] = {
     "world": SourceKind(
-        "a procedural task, generated once per seed and cached: image shapes, count, digits; video motion, "
-        "moving-digits; audio sounds, spoken-digits; vision-and-language vqa, vgqa, gqa, coco-ir, flickr-ir, "
-        "refcoco, refcoco+, refcocog, pointing, guesswhat, nlvr, snli-ve", (("name",),), ("n_train", "n_val", "n_test", "seed")),
+        "a procedural task, generated once per seed and cached: image shapes, count, digits; detection detect; "
+        "video motion, moving-digits; audio sounds, spoken-digits; vision-and-language vqa, vgqa, gqa, coco-ir, "
+        "flickr-ir, refcoco, refcoco+, refcocog, pointing, guesswhat, nlvr, snli-ve; text text-nli, text-qnli, text-para", (("name",),), ("n_train", "n_val", "n_test", "seed")),
     "image_folder": SourceKind("a folder with one sub-folder of images per class (png, jpg, jpeg, bmp, gif, webp), "
                                "optionally under train/ val/ test/", (("path",),), _SPLIT_KEYS),
     "audio_folder": SourceKind("a folder with one sub-folder of sounds per class (wav, flac, ogg, mp3), "
@@ -154,10 +154,21 @@ class TransformConfig(_Strict):
     """A per-task batch transform (:mod:`cotrain.data.transforms`), applied to each training batch
     before the forward pass. ``mask_text``: BERT's masking of word pieces — of a ``prob`` share of the
     real tokens, 80% become ``[MASK]``, 10% a random token, 10% stay; the originals go to
-    ``batch["mlm_labels"]`` (-100 elsewhere)."""
+    ``batch["mlm_labels"]`` (-100 elsewhere). ``detr_augment``: DETR's detection augmentation — each
+    image flipped left-right with ``flip_prob`` and its content resized by a factor drawn from
+    ``scales`` to the top-left of its canvas (the rest zero), the boxes moved along, and
+    ``batch["image_mask"]`` (True = real pixel) added."""
 
-    kind: Literal["mask_text"] = Field(description="the transform: mask_text")
+    kind: Literal["mask_text", "detr_augment"] = Field(description="the transform: mask_text or detr_augment")
     prob: float = Field(0.15, gt=0.0, lt=1.0, description="mask_text: the share of word pieces chosen for masking")
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="detr_augment: the probability of a horizontal flip (boxes: cx -> 1 - cx)")
+    scales: list[float] = Field([0.6, 1.0], description="detr_augment: [min, max] of the resize factor of the image content (0 < min <= max <= 1), drawn uniformly per image")
+
+    @model_validator(mode="after")
+    def _check_scales(self) -> "TransformConfig":
+        if len(self.scales) != 2 or not 0.0 < self.scales[0] <= self.scales[1] <= 1.0:
+            raise FieldProblem("scales", f"scales must be [min, max] with 0 < min <= max <= 1, got {self.scales}")
+        return self
 
 
 class TaskConfig(_Strict):

@@ -11,6 +11,11 @@ pretraining): each real word piece of ``batch["text"]`` ``[B, L]`` is chosen wit
 (special tokens excluded) with 0.1, and stays as it is with 0.1. ``batch["mlm_labels"]`` ``[B, L]``
 holds the original id at chosen positions and -100 elsewhere (the ignore index of cross-entropy).
 Padding (id 0) and special tokens are never chosen.
+
+``detr_augment`` — DETR's detection augmentation (:mod:`cotrain.data.detr_augment`): a random
+horizontal flip (``flip_prob``) and a random resize of each image's content by a factor in
+``scales``, placed top-left on its canvas; ``target_boxes`` follow and ``image_mask`` ``[B, H, W]``
+(True = real pixel) is added.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Callable
 import torch
 
 from cotrain.config import ConfigError, TransformConfig
+from cotrain.data.detr_augment import DetrAugment
 
 Transform = Callable[[dict, torch.Generator], dict]
 IGNORE = -100
@@ -62,8 +68,13 @@ def _mask_text(cfg: TransformConfig, tokenizer) -> Transform:
     return MaskText(cfg.prob, mask_id, tokenizer.vocab_size, special)
 
 
+def _detr_augment(cfg: TransformConfig, tokenizer) -> Transform:
+    return DetrAugment(cfg.flip_prob, (cfg.scales[0], cfg.scales[1]))
+
+
 TRANSFORMS: dict[str, Callable[[TransformConfig, object], Transform]] = {
     "mask_text": _mask_text,
+    "detr_augment": _detr_augment,
 }
 
 
@@ -77,4 +88,4 @@ def build_transforms(cfgs: list[TransformConfig], tokenizer=None) -> list[Transf
     return out
 
 
-__all__ = ["IGNORE", "MaskText", "TRANSFORMS", "build_transforms"]
+__all__ = ["IGNORE", "DetrAugment", "MaskText", "TRANSFORMS", "build_transforms"]

@@ -12,7 +12,8 @@ from cotrain.data.world import WORLD_TASKS, build_world_task, espeak_available
 from cotrain.data.world import speech
 
 SMALL = dict(n_train=24, n_val=12, n_test=12)
-NON_SPEECH = [t for t in WORLD_TASKS if t != "spoken-digits"]
+# the classification tasks that need no speech engine (detect: tests/data/world/test_world_detect.py)
+NON_SPEECH = [t for t in WORLD_TASKS if t not in ("spoken-digits", "detect")]
 
 
 def build(name, seed=0, cache_dir=None, **kw):
@@ -29,6 +30,7 @@ def test_task_table():
         "moving-digits": "video",
         "sounds": "audio",
         "spoken-digits": "audio",
+        "detect": "image",
     }
 
 

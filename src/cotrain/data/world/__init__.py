@@ -5,9 +5,10 @@ Public API::
     from cotrain.data.world import WORLD_TASKS, build_world_task, espeak_available
     from cotrain.data.world import make_scene, render_scene, Scene, SceneObject
 
-Tasks (``WORLD_TASKS`` maps name -> modality): ``shapes``, ``count``, ``digits`` (image);
-``motion``, ``moving-digits`` (video); ``sounds``, ``spoken-digits`` (audio, the latter needs espeak-ng).
-The vision-and-language tasks live in :mod:`.vl`, the text-only ones (``text-nli``) in :mod:`.text`.
+Tasks (``WORLD_TASKS`` maps name -> modality): ``shapes``, ``count``, ``digits``, ``detect`` (image;
+``detect`` has the detection layout of :mod:`.detect`); ``motion``, ``moving-digits`` (video); ``sounds``,
+``spoken-digits`` (audio, the latter needs espeak-ng). The vision-and-language tasks live in :mod:`.vl`,
+the text-only ones (``text-nli``, ``text-qnli``, ``text-para``) in :mod:`.text`.
 """
 
 from .build import CLASS_NAMES, GENERATOR_VERSION, WORLD_TASKS, build_world_task, cache_key, espeak_available

@@ -16,8 +16,9 @@ import numpy as np
 
 from ..arrays import Split, TaskData
 from ..errors import DataError
+from ..ragged import Ragged
 from ..stores import VisualStore
-from . import audio, images, speech, video
+from . import audio, detect, images, speech, video
 from .common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, task_seed
 from .config import WorldConfig
 
@@ -32,6 +33,7 @@ WORLD_TASKS: dict[str, str] = {
     "moving-digits": "video",
     "sounds": "audio",
     "spoken-digits": "audio",
+    "detect": "image",
 }
 
 Generator = Callable[[str, int, str, int, WorldConfig], dict]
@@ -43,13 +45,18 @@ _GENERATORS: dict[str, Generator] = {
     "moving-digits": video.generate_moving_digits,
     "sounds": audio.generate_sounds,
     "spoken-digits": speech.generate_spoken_digits,
+    "detect": detect.generate_detect,
 }
 CLASS_NAMES: dict[str, list[str]] = {
     **images.CLASS_NAMES,
     **video.CLASS_NAMES,
     **audio.CLASS_NAMES,
     **speech.CLASS_NAMES,
+    **detect.CLASS_NAMES,
 }
+# the arrays a task's cache must hold (default: its input and "label") and its own TaskData.meta keys
+REQUIRED: dict[str, tuple[str, ...]] = {"detect": detect.REQUIRED}
+TASK_META: dict[str, Callable[[], dict]] = {"detect": detect.detect_meta}
 
 
 def espeak_available() -> bool:
@@ -68,6 +75,42 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
 def cache_key(name: str, params: dict) -> str:
     blob = json.dumps({"name": name, "version": GENERATOR_VERSION, **params}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+RAGGED_PARTS = ("@values", "@offsets")  # a Ragged array ``k`` is cached as ``k@values`` and ``k@offsets``
+
+
+def split_ragged(flat: dict) -> dict[str, np.ndarray]:
+    """``flat`` with every :class:`~cotrain.data.ragged.Ragged` value stored as its two arrays."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in flat.items():
+        if isinstance(v, Ragged):
+            out[k + RAGGED_PARTS[0]], out[k + RAGGED_PARTS[1]] = v.values, v.offsets
+        else:
+            out[k] = v
+    return out
+
+
+def join_ragged(flat: dict[str, np.ndarray]) -> dict | None:
+    """The inverse of :func:`split_ragged` (keeping the order of the keys); None when a Ragged
+    array's parts are missing or do not fit together."""
+    values, offsets = RAGGED_PARTS
+    out: dict = {}
+    for k, v in flat.items():
+        if k.endswith(offsets):
+            if k[: -len(offsets)] + values not in flat:
+                return None
+        elif k.endswith(values):
+            base = k[: -len(values)]
+            if base + offsets not in flat:
+                return None
+            try:
+                out[base] = Ragged(v, flat[base + offsets])
+            except ValueError:
+                return None
+        else:
+            out[k] = v
+    return out
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -141,9 +184,13 @@ def cached_splits(
     (atomically). Arrays named ``_x`` are not inputs: they come back as ``extra[split]["x"]``. A
     value that is a :class:`~cotrain.data.stores.VisualStore` is the split's store of that name
     (referenced by the row array ``<name>_index``): cached under :func:`stores_dir` (written before
-    the npz, so an npz on disk means complete stores) and loaded memory-mapped.
+    the npz, so an npz on disk means complete stores) and loaded memory-mapped. A
+    :class:`~cotrain.data.ragged.Ragged` value is cached as its values and offsets
+    (:func:`split_ragged`) and comes back as a Ragged.
     Returns ``(splits, extra, from_cache)``."""
     flat = _load_npz(path) if path is not None else None
+    if flat is not None:
+        flat = join_ragged(flat)
     if flat is not None and any(f"{s}/{k}" not in flat for s in SPLITS for k in required):
         flat = None  # not one of ours / incomplete: regenerate
     stores = None
@@ -161,7 +208,7 @@ def cached_splits(
             if any(stores.values()):
                 stores = _save_stores(path, stores)
             names = [f"{split}/{name}" for split, named in stores.items() for name in named]
-            _save_npz(path, {**flat, "stores": np.asarray(names, dtype=np.str_)})
+            _save_npz(path, {**split_ragged(flat), "stores": np.asarray(names, dtype=np.str_)})
     splits, extra = {}, {}
     for split in SPLITS:
         arrays = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(split + "/")}
@@ -236,13 +283,18 @@ def build_world_task(
     }
     if name == "spoken-digits":  # the output depends on the installed engine and voices
         params["espeak"] = speech.speech_fingerprint()
+    if name == "detect":  # the scenes are the V&L pool's
+        from .vl.build import VL_GENERATOR_VERSION
+
+        params["pool_version"] = VL_GENERATOR_VERSION
 
     path = Path(cache_dir) / f"{name}-{cache_key(name, params)}.npz" if cache_dir is not None else None
     splits, extra, cached = cached_splits(
-        path, (modality, "label"),
+        path, REQUIRED.get(name, (modality, "label")),
         lambda split: _GENERATORS[name](name, seed, split, sizes[split], cfg),
     )
-    meta = world_meta(name, seed, params, path, cached, extra)  # extra: e.g. digit_index (which sklearn digit)
+    more = TASK_META[name]() if name in TASK_META else {}
+    meta = world_meta(name, seed, params, path, cached, extra, **more)  # extra: e.g. digit_index (which sklearn digit)
     return TaskData(
         name=name,
         class_names=list(CLASS_NAMES[name]),

@@ -56,6 +56,10 @@ def world_task_info(name: str) -> tuple[str | None, int | None, str | None]:
         from .vl.regions import REGION_DIM
 
         return vl[name].head_type, REGION_DIM, vl[name].group
+    from .build import TASK_META
+
+    if name in TASK_META:  # detect: its data is for a detection head
+        return TASK_META[name]().get("head_type"), None, None
     if name in single or name in text:
         return None, None, None
     raise _unknown(name)

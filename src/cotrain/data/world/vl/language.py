@@ -84,29 +84,36 @@ def indefinite(phrase: str) -> str:
 
 
 _WORDING: ContextVar[dict | None] = ContextVar("cotrain_world_wording", default=None)
+_AVOID: ContextVar[dict | None] = ContextVar("cotrain_world_avoid", default=None)
 
 
 def synonym(rng: np.random.Generator, table: dict[str, tuple[str, ...]], key: str) -> str:
     """A word for meaning ``key`` of ``table`` (e.g. ``SHAPE_WORDS``, ``"circle"``): drawn uniformly,
-    or inside :func:`one_word_per_meaning` the word drawn the first time this meaning was named."""
+    or inside :func:`one_word_per_meaning` the word drawn the first time this meaning was named
+    (drawn among the synonyms other than the avoided one, when the block avoids one)."""
     fixed = _WORDING.get()
     if fixed is None:
         return pick(rng, table[key])
     options = table[key]
     if options not in fixed:
-        fixed[options] = pick(rng, options)
+        avoid = (_AVOID.get() or {}).get(options)
+        fixed[options] = pick(rng, [w for w in options if w != avoid] or options)
     return fixed[options]
 
 
 @contextmanager
-def one_word_per_meaning():
+def one_word_per_meaning(avoid: dict | None = None):
     """Within the block every meaning keeps the first synonym drawn for it (one text that calls a
-    circle "disc" calls it "disc" throughout), so words match across the sentences of one example."""
-    token = _WORDING.set({})
+    circle "disc" calls it "disc" throughout), so words match across the sentences of one example.
+    Yields the wording (synonym tuple -> the word drawn) as it fills up; given as ``avoid`` to a
+    later block, that block names each meaning with another synonym (a paraphrase in other words)."""
+    wording: dict = {}
+    tokens = _WORDING.set(wording), _AVOID.set(dict(avoid) if avoid else None)
     try:
-        yield
+        yield wording
     finally:
-        _WORDING.reset(token)
+        _WORDING.reset(tokens[0])
+        _AVOID.reset(tokens[1])
 
 
 def noun_phrase(
