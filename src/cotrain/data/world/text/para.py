@@ -29,7 +29,7 @@ sentence that states nothing ("the background is plain").
 Kept simple for a small model (README.md): one clause per description, few fillers and
 distractors. Descriptions of a whole scene (the listing, a relation and a property at once, with
 swapped attributes as negatives), with or without shared synonyms, left a dim-128, depth-2 model at
-chance after 1000 steps; more fillers and distractors cost it several points.
+chance after 1000 steps; even as it is, that model's loss stays near ln 2 for about 1100 steps.
 """
 
 from __future__ import annotations
