@@ -243,7 +243,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .config import default_config_path, load_config
     from .info import describe
 
-    given = args.config or args.demo or args.vl or args.mix
+    given = args.config or args.demo or args.vl or args.mix or args.unit
     cfg = _load_cfg(args) if given else load_config(default_config_path("demo"))
     print(describe(cfg))
     return 0
