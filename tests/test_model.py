@@ -12,6 +12,8 @@ from cotrain.errors import InputError
 from cotrain.model import Model, build_model
 from cotrain.tasks import TaskSpec
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 D, F_DIM, VOCAB = 32, 8, 50
 ENC = {
     "image": {"image_size": 16, "patch_size": 8},
@@ -24,13 +26,6 @@ VL_INPUT = {"vqa": ("regions", "text"), "retrieval": ("regions", "text"), "refex
             "nlvr": ("regions", "text"), "snli-ve": ("regions", "text")}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(**kw) -> ModelConfig:

@@ -13,6 +13,8 @@ from cotrain.errors import InputError
 from cotrain.model import build_model
 from cotrain.tasks import TaskSpec, make_spec, spec_from_dict
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 D, VOCAB, L_DEC = 32, 50, 2
 ENC = {"image": {"image_size": 16, "stem": "backbone", "backbone_widths": (8, 16), "backbone_stride": 4},
        "text": {"max_len": 12}}
@@ -22,12 +24,6 @@ TASKS = [TaskSpec("pics", ("image",), "pics", "classify", 3, "top1", queries=4),
 QUERIES = {"pics": 4, "words": 3, "ve": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cfg(**kw) -> ModelConfig:

@@ -1,6 +1,5 @@
 """Tiny vision-and-language inputs for the V&L trunk, head and model tests."""
 
-import pytest
 import torch
 
 D = 32
@@ -38,15 +37,6 @@ def assert_real_states_equal(a, b):
 
 def count(m):
     return sum(p.numel() for p in m.parameters())
-
-
-@pytest.fixture(autouse=False)
-def one_thread():
-    """Tiny models run faster on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 VIEWS = {"retrieval": 4, "nlvr": 2}

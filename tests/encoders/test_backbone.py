@@ -16,16 +16,12 @@ from cotrain.encoders.backbone import (
 )
 from cotrain.encoders.image import ImageEncoder
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 D = 16
 PI = math.pi
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cfg(**kw) -> ImageEncoderConfig:

@@ -18,17 +18,13 @@ from cotrain.model import Model  # noqa: E402
 from cotrain.tasks import TaskSpec  # noqa: E402
 from cotrain.train.trainer import build_optimizer  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FOLDER = str(gt.get_model_path())
 D, L = 32, 16
 TEXTS = ["A man rides a horse.", "hi", "A man [SEP] a woman is outdoors", "Café naïve résumé, 東京!", ""]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from vl_synthetic import one_thread  # noqa: F401
 
 from cotrain.config import RegionEncoderConfig
 from cotrain.encoders.regions import RegionEncoder, box_geometry

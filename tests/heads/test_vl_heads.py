@@ -1,7 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from vl_synthetic import one_thread  # noqa: F401
 
 from cotrain.config import HeadConfig
 from cotrain.heads.refexp import RefExpHead

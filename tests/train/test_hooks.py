@@ -15,15 +15,11 @@ from cotrain.data.transforms import IGNORE, MaskText, build_transforms
 from cotrain.train.hooks import EMAHook, Hook
 from cotrain.train.trainer import Trainer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 WORDS = "red green blue circle square star small large left right above below the a is of".split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Recorder(Hook):

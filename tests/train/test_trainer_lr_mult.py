@@ -10,15 +10,11 @@ from synthetic import tiny_cfg, tiny_data
 from cotrain.train.lr import lr_factor
 from cotrain.train.trainer import Trainer, build_optimizer, encoder_lr_mults
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 IMAGE = {"encoders": {"image": {"image_size": 16, "patch_size": 8, "lr_mult": 0.1}}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(tmp_path, **sections):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from vl_synthetic import D, PER_BLOCK, assert_real_states_equal, count, one_thread, perturb_padding, run, streams  # noqa: F401
+from vl_synthetic import D, PER_BLOCK, assert_real_states_equal, count, perturb_padding, run, streams  # noqa: F401
 
 from cotrain.trunks.coattention import CoAttentionTrunk
 from cotrain.trunks.crossattn import CoAttentionLayer, CrossAttention

@@ -17,15 +17,11 @@ from cotrain.trunks.decoder import Decoder, DecoderLayer
 from cotrain.trunks.encoder_decoder import EncoderDecoderTrunk
 from cotrain.trunks.output import Tokens
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 D, H = 32, 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def count(m):
