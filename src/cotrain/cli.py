@@ -171,6 +171,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.text or args.image:
         raise InputError(f"task {args.task!r} reads {spec.inputs[0]}: give INPUT files (or sentences for a text task), "
                          "not --text / --image (those are for tasks that read an image and a text)")
+    if args.glue_tsv:
+        args.inputs = list(args.inputs) + _glue_texts(pred, args)
     if not args.inputs:
         raise InputError(f"task {args.task!r} needs INPUT files (or sentences for a text task)")
     rows = predict_many(pred, args.task, args.inputs, batch_size=args.batch_size)
@@ -185,6 +187,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             alts = ", ".join(f"{k} {v:.3f}" for k, v in list(row["scores"].items())[: args.top_k])
             print(f"{inp}\t{row['label']}\t{row['score']:.3f}\t({alts})")
     return 0
+
+
+def _glue_texts(pred, args: argparse.Namespace) -> list[str]:
+    """The texts of a GLUE TSV (a test file without labels, or any split) for a task trained on GLUE."""
+    from .data.formats.glue import read_glue_unlabeled
+
+    source = pred.cfg.task(args.task).source
+    if source.kind != "glue":
+        raise InputError(f"--glue-tsv reads a GLUE file for a task trained on GLUE; task {args.task!r} was trained on "
+                         f"a {source.kind} source")
+    return read_glue_unlabeled(args.glue_tsv, source.glue_task)
 
 
 def _print_detections(args: argparse.Namespace, rows: list[dict]) -> int:
@@ -356,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--top-k", type=int, default=3)
     pd.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
     pd.add_argument("--json", action="store_true", help="one JSON object per line")
+    pd.add_argument("--glue-tsv", metavar="FILE", help="text tasks trained on GLUE: predict every row of a GLUE TSV "
+                    "(a test file without labels, e.g. test_matched.tsv, or its task folder)")
     pd.add_argument("--draw", metavar="OUT.png", help="detection tasks: write the picture with its boxes and labels "
                     "drawn (several inputs: OUT-0.png, OUT-1.png, ...)")
     pd.set_defaults(func=cmd_predict)

@@ -192,3 +192,24 @@ def test_cotrain_info_shows_a_glue_task_from_the_config_alone(tmp_path):
            "model": {"dim": 16, "depth": 1, "num_heads": 2, "encoders": {"text": {"vocab_size": 64}}}}
     row = next(line for line in describe(config_from_dict(raw)).splitlines() if line.strip().startswith("mnli"))
     assert row.split()[1:5] == ["text", "mnli", "(classify)", "3"] and "glue:" in row
+
+
+def test_train_on_mnli_then_predict_its_unlabelled_test_file_from_the_cli(tmp_path, capsys):
+    import yaml
+
+    from cotrain.cli import main
+
+    folder = _mnli(tmp_path / "MNLI", n=24)
+    cfg = tmp_path / "mnli.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "tasks": [{"name": "mnli", "batch_size": 8, "source": {"kind": "glue", "glue_task": "mnli", "path": str(folder)}}],
+        "model": {"dim": 16, "depth": 1, "num_heads": 2, "encoders": {"text": {"max_len": 24, "vocab_size": 80}}},
+        "run": {"steps": 4, "out_dir": str(tmp_path / "run"), "progress": False, "tensorboard": False,
+                "eval_every": 4, "checkpoint_every": 4, "threads": 1},
+    }))
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), "--task", "mnli", "--glue-tsv", str(folder / "test_matched.tsv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("matched test premise 0 [SEP] test hypothesis 0\t")
+    assert all(line.split("\t")[1] in MNLI_LABELS for line in lines)
