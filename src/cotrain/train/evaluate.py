@@ -22,6 +22,7 @@ more than one number):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -36,23 +37,32 @@ from ..metrics.vqa import vqa_accuracy_from_ids, vqa_scores, vqa_scores_from_ids
 from ..metrics.vqa_types import accuracy_per_answer_type
 
 
+@contextmanager
+def evaluating(model):
+    """``model`` in eval mode for the block, its training mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def batches(split: Split, batch_size: int, max_batches: int | None, device: str):
+    """The split's batches in order (the first ``max_batches``), on ``device``."""
+    for i, batch in enumerate(iterate_once(split, batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
+        yield batch_to(batch, device)
+
+
 @torch.inference_mode()
 def predict_split(
     model, task: str, split: Split, batch_size: int, max_batches: int | None = None, device: str = "cpu"
 ) -> torch.Tensor:
     """The head's predictions (logits / scores) for (the first ``max_batches`` batches of) a split."""
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for i, batch in enumerate(iterate_once(split, batch_size)):
-            if max_batches is not None and i >= max_batches:
-                break
-            batch = batch_to(batch, device)
-            out.append(model(batch, task).float().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    with evaluating(model):
+        return torch.cat([model(batch, task).float().cpu() for batch in batches(split, batch_size, max_batches, device)])
 
 
 def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -127,12 +137,8 @@ def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
     visual = {k: torch.from_numpy(np.ascontiguousarray(s.column(k, first))).to(device)
               for k in entry(other).keys if k in s}
     text = {"text": torch.from_numpy(np.ascontiguousarray(a["text"][:n])).to(device)}
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         scores = model.score_pairs(text, visual, task, chunk_size=max(bs, 256)).float().cpu()
-    finally:
-        model.train(was_training)
     details = recall_at_k(scores, caption_image)
     return {"metric": "recall", "value": details["c2i_r1"], "chance": 1.0 / len(pool), "n": int(n),
             "details": {k: round(v, 5) for k, v in details.items()}}
@@ -146,19 +152,12 @@ def _detection(model, task, data: TaskData, s: Split, n: int, metric: str, bs, m
     if missing:
         raise ValueError(f"task {data.name!r}: a detection split needs arrays {missing}")
     head = model.head(task)
-    was_training = model.training
-    model.eval()
     detections = []
-    try:
-        for i, batch in enumerate(iterate_once(s, bs)):
-            if mb is not None and i >= mb:
-                break
-            preds = model(batch_to(batch, device), task)
-            for image_id, r in zip(batch["image_id"].tolist(), head.postprocess(preds, batch["orig_size"])):
-                detections.append({"image_id": int(image_id), **{k: v.float().cpu().numpy() if k == "boxes" or k == "scores"
-                                                                  else v.cpu().numpy() for k, v in r.items()}})
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in batches(s, bs, mb, device):
+            found = head.postprocess(model(batch, task), batch["orig_size"])  # boxes / scores float32 already
+            detections += [{"image_id": int(i), **{k: v.cpu().numpy() for k, v in r.items()}}
+                           for i, r in zip(batch["image_id"].tolist(), found)]
     truth = ground_truth_from_split(s)[:n]
     stats = coco_map(detections, truth, category_ids=data.meta.get("category_ids"))
     details = {k: round(stats[k], 5) for k in ("AP50", "AP75", "APs", "APm", "APl", "AR100")}
