@@ -77,6 +77,9 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "gqa": SourceKind("GQA questions JSON", _VL_REQUIRES, _VQA_USES),
     "vg_qa": SourceKind("Visual Genome question_answers.json", _VL_REQUIRES, _VQA_USES),
     "coco_captions": SourceKind("COCO captions (Karpathy dataset_coco.json or captions_*.json)", _VL_REQUIRES, _VL_USES),
+    "conceptual_captions": SourceKind("Conceptual Captions TSV (caption<TAB>image file name or URL per row; images "
+                                      "from a local folder, rows whose image is missing skipped and counted)",
+                                      _VL_REQUIRES, _VL_USES),
     "flickr30k": SourceKind("Flickr30k captions (Karpathy dataset_flickr30k.json)", _VL_REQUIRES, _VL_USES),
     "refcoco": SourceKind("RefCOCO / RefCOCO+ / RefCOCOg refs + COCO instances", _VL_REQUIRES, _VL_USES),
     "visual7w": SourceKind("Visual7W pointing JSON", _VL_REQUIRES, _VL_USES),
@@ -90,7 +93,7 @@ SOURCE_KINDS: dict[str, SourceKind] = {
                        (("path",), ("glue_task",)), ("mnli_dev", "test_fraction", "seed")),
 }
 FOLDER_KINDS = ("image_folder", "audio_folder", "video_folder", "text_tsv")
-VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
+VL_FORMAT_KINDS = ("vqa_v2", "gqa", "vg_qa", "coco_captions", "conceptual_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve")
 _NEEDED_FOR = {  # the hint a "source needs `key`" error gives
     "name": "the world task, e.g. shapes, count, sounds", "path": "the data folder, or the .tsv file",
     "glue_task": "the GLUE task: mnli, qnli, qqp or sst2",
@@ -105,7 +108,7 @@ class SourceConfig(_Strict):
 
     kind: Literal[
         "world", "image_folder", "audio_folder", "video_folder", "text_tsv",
-        "vqa_v2", "gqa", "vg_qa", "coco_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve",
+        "vqa_v2", "gqa", "vg_qa", "coco_captions", "conceptual_captions", "flickr30k", "refcoco", "visual7w", "guesswhat", "nlvr2", "snli_ve",
         "coco_detection", "glue",
     ] = Field("world", description="what the examples are read from (see the source kinds table)")
     name: str | None = Field(None, description="world: the procedural task (shapes, count, sounds, vqa, ...)")
@@ -157,10 +160,20 @@ class TransformConfig(_Strict):
     ``batch["mlm_labels"]`` (-100 elsewhere). ``detr_augment``: DETR's detection augmentation — each
     image flipped left-right with ``flip_prob`` and its content resized by a factor drawn from
     ``scales`` to the top-left of its canvas (the rest zero), the boxes moved along, and
-    ``batch["image_mask"]`` (True = real pixel) added."""
+    ``batch["image_mask"]`` (True = real pixel) added. ``match_pairs``: image–text matching — each
+    row's caption is replaced, with ``mismatch_prob``, by the caption of another row of the batch;
+    ``batch["itm_label"]`` (1 matched, 0 mismatched) added. ``mask_regions``: masked region modelling
+    — a ``prob`` share of the real regions is chosen, every real region overlapping a chosen one with
+    IoU > ``overlap_iou`` is chosen too, and the chosen ones are zeroed or swapped with a region of
+    another image (``fill``); ``batch["region_target"]`` (the features before masking) and
+    ``batch["region_masked"]`` (True = masked) added. Put ``match_pairs`` before the masks."""
 
-    kind: Literal["mask_text", "detr_augment"] = Field(description="the transform: mask_text or detr_augment")
-    prob: float = Field(0.15, gt=0.0, lt=1.0, description="mask_text: the share of word pieces chosen for masking")
+    kind: Literal["mask_text", "detr_augment", "match_pairs", "mask_regions"] = Field(
+        description="the transform: mask_text, detr_augment, match_pairs or mask_regions")
+    prob: float = Field(0.15, gt=0.0, lt=1.0, description="mask_text: the share of word pieces chosen for masking; mask_regions: the share of regions chosen (before the overlap rule)")
+    mismatch_prob: float = Field(0.5, gt=0.0, lt=1.0, description="match_pairs: the share of rows whose caption is replaced by another image's")
+    overlap_iou: float = Field(0.4, ge=0.0, le=1.0, description="mask_regions: a real region overlapping a chosen one with IoU above this is masked too (12-in-1: 0.4; 1.0 turns the rule off)")
+    fill: Literal["zero", "swap"] = Field("zero", description="mask_regions: masked features are zeroed, or replaced by a region of another image of the batch (CVLP's two options)")
     flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="detr_augment: the probability of a horizontal flip (boxes: cx -> 1 - cx)")
     scales: list[float] = Field([0.6, 1.0], description="detr_augment: [min, max] of the resize factor of the image content (0 < min <= max <= 1), drawn uniformly per image")
 
@@ -169,6 +182,23 @@ class TransformConfig(_Strict):
         if len(self.scales) != 2 or not 0.0 < self.scales[0] <= self.scales[1] <= 1.0:
             raise FieldProblem("scales", f"scales must be [min, max] with 0 < min <= max <= 1, got {self.scales}")
         return self
+
+
+class RetrievalConfig(_Strict):
+    """Caption-based image retrieval (a task with a ``retrieval`` head): how its training negatives
+    are drawn, which loss trains it and how its pool is evaluated."""
+
+    negatives: int = Field(3, ge=1, description="hard negative images per caption in the multiple choice (K = 1 + negatives; 12-in-1: 3)")
+    mining: Literal["fixed", "per_epoch"] = Field("per_epoch", description=(
+        "fixed: the hard negatives chosen once (12-in-1's offline mining); per_epoch: re-drawn every epoch from the caption's `candidates` hard candidates"))
+    candidates: int = Field(12, ge=1, description="per_epoch: hard candidate images kept per caption to draw the negatives from")
+    random_negatives: int = Field(1, ge=0, description="extra negatives drawn at random from the other images of the batch (0: none)")
+    loss: Literal["multiple_choice", "contrastive", "both"] = Field("multiple_choice", description=(
+        "multiple_choice: 12-in-1's K-way softmax over the alignment scores; contrastive: image-to-text and text-to-image "
+        "InfoNCE over the batch on the pooled single-stream states; both: their sum"))
+    temperature: float = Field(0.07, gt=0.0, description="contrastive: the InfoNCE temperature")
+    rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k with the full trunk (null: the full trunk on every pair)")
+    test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test pool (with their captions), for quick runs; null: the whole split (named in the results when set)")
 
 
 class TaskConfig(_Strict):
@@ -190,9 +220,10 @@ class TaskConfig(_Strict):
     queries: int | None = Field(None, ge=1, description=(
         "model.trunk encoder_decoder: this task's learned decoder queries (UniT: 100 for detection); "
         "null: model.encoder_decoder.queries"))
-    metric: Literal["top1", "mAP", "vqa", "recall", "refexp", "detection"] | None = Field(
-        None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp, detection (COCO AP) for detect)")
+    metric: Literal["top1", "mAP", "vqa", "recall", "refexp", "detection", "pretrain"] | None = Field(
+        None, description="null: the head's own metric (top1; vqa for VQA heads, recall for retrieval, refexp for refexp, detection (COCO AP) for detect, pretrain (masked-word accuracy) for pretrain)")
     transforms: list[TransformConfig] = Field([], description="batch transforms applied before the forward pass, in order (e.g. [{kind: mask_text}])")
+    retrieval: RetrievalConfig = Field(RetrievalConfig(), description="retrieval tasks: negatives, loss and pool evaluation")
 
     @property
     def head_key(self) -> str:
@@ -348,13 +379,30 @@ class EncoderDecoderConfig(_Strict):
         return self.encoder_layers[kind]
 
 
+class ContrastiveConfig(_Strict):
+    """CVLP's visual contrastive objective (``objectives`` of a ``pretrain`` head includes
+    ``contrastive``): a momentum key network (an EMA copy of the model), a queue of its projected
+    region features as negatives, InfoNCE per region."""
+
+    proj_dim: int = Field(128, ge=1, description="width of the projection (Linear-GELU-LayerNorm-Linear) the region states are L2-normalised in")
+    temperature: float = Field(0.07, gt=0.0, description="InfoNCE temperature tau")
+    queue_size: int = Field(4096, ge=1, description="keys in the queue of negatives; a multiple of the keys one step enqueues (batch_size x regions x ranks)")
+    momentum: float = Field(0.999, ge=0.0, le=1.0, description="EMA momentum m of the key network: key = m * key + (1 - m) * query after each update (the released code: 0.99995)")
+    layer_drop: float = Field(0.5, ge=0.0, lt=1.0, description="probability that each self- and co-attention layer of the key network is skipped in a forward (0: off)")
+    layer_drop_mode: Literal["drop", "replace_pairs"] = Field("drop", description=(
+        "drop: the paper's random layer dropping; replace_pairs: the released code's variant, each pair of layers "
+        "replaced with probability layer_drop by one successor layer (EMA of the pair's first)"))
+    logit_clip: Literal["none", "tanh10"] = Field("none", description="none, or the released code's 10 * tanh(logit / 10) on the similarity logits")
+
+
 class HeadConfig(_Strict):
     """A head, pooled tokens → logits: ``classify`` a softmax over classes, ``multilabel`` a sigmoid
     per class (BCE); the vision-and-language types are described in docs/architecture.md; ``detect``
     (DETR-style set prediction on the decoder states of ``model.trunk: encoder_decoder``) uses the
-    ``match_cost_*``, ``eos_coef`` and ``num_attributes`` keys."""
+    ``match_cost_*``, ``eos_coef`` and ``num_attributes`` keys; ``pretrain`` (masked multimodal
+    modelling and CVLP on a caption task) uses ``objectives``, ``mrm_target`` and ``contrastive``."""
 
-    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve", "detect"] | None = Field(
+    type: Literal["classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve", "detect", "pretrain"] | None = Field(
         None, description="the head kind (see cotrain.heads); null: what the data implies (classify / multilabel, or the V&L source's head)")
     mlp: bool = Field(False, description="false: one linear layer; true: Linear-GELU-Linear")
     hidden: int | None = Field(None, description="the MLP's hidden width; null: model.dim")
@@ -367,6 +415,11 @@ class HeadConfig(_Strict):
     match_cost_bbox: float = Field(5.0, ge=0.0, description="detect: weight of the L1 distance of the normalised (cx, cy, w, h) boxes in the matching cost")
     match_cost_giou: float = Field(2.0, ge=0.0, description="detect: weight of −GIoU in the matching cost")
     eos_coef: float = Field(0.1, ge=0.0, le=1.0, description="detect: weight of the no-object class in the class cross-entropy (DETR's eos_coef)")
+    objectives: list[Literal["mlm", "itm", "mrm", "contrastive"]] = Field(["mlm", "itm"], min_length=1, description=(
+        "pretrain: the objectives trained — mlm (masked words, tied to the word embeddings), itm (image-text matching), "
+        "mrm (masked regions), contrastive (CVLP); each needs its transform (mask_text, match_pairs, mask_regions)"))
+    mrm_target: Literal["l2", "kl"] = Field("l2", description="pretrain mrm: regress the masked region's features (LXMERT, l2) or match its class distribution (ViLBERT, kl; needs region_classes in the data)")
+    contrastive: ContrastiveConfig = ContrastiveConfig()
 
 
 class ModelConfig(_Strict):
