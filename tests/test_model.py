@@ -406,3 +406,23 @@ def test_unlabeled_variable_length_batches_flow_from_a_split_through_the_model()
     assert set(out) == {"mse", "loss"}
     out["loss"].backward()
     assert model.heads["pics"].w.weight.grad is not None
+
+
+def test_pooled_single_is_the_stream_alone_through_the_trunk():
+    """The single-stream state of a V&L task does not depend on the other input, and equals the
+    first state of a one-input trunk pass of that stream."""
+    model = vl_model()
+    task = next(n for n, s in model.tasks.items() if s.head_kind == "vqa")
+    a, b = vl_batch("vqa", seed=0), vl_batch("vqa", seed=1)
+    mixed = {**a, "regions": b["regions"], "boxes": b["boxes"], "region_mask": b["region_mask"]}
+    text_a = model.pooled_single(a, task, "text")
+    assert text_a.shape == (a["text"].shape[0], model.cfg.dim)
+    torch.testing.assert_close(text_a, model.pooled_single(mixed, task, "text"))
+    vis_b = model.pooled_single(mixed, task, "regions")
+    torch.testing.assert_close(vis_b, model.pooled_single(b, task, "regions"))
+    assert not torch.allclose(vis_b, model.pooled_single(a, task, "regions"))
+    torch.testing.assert_close(text_a, model.run_trunk(a, ("text",), task).pooled("text"))
+    joint = model.encode(a, task).pooled("text")
+    assert not torch.allclose(joint, text_a)  # the joint pass sees the image
+    with pytest.raises(InputError, match="reads"):
+        model.pooled_single(a, task, "audio")

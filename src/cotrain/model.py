@@ -217,6 +217,16 @@ class Model(nn.Module):
         """Probabilities / scores (the head's ``predict``) — no gradient."""
         return self.head(task).predict(self(batch, task))
 
+    def pooled_single(self, batch: dict[str, torch.Tensor], task: str, kind: str) -> torch.Tensor:
+        """Input ``kind`` of ``batch`` alone through the encoder and the trunk (with ``task``'s task
+        token; the co-attention trunk then runs only that stream's layers), its first state:
+        ``h_CLS`` for text, ``h_IMG`` for regions, the class token otherwise — ``[B, D]`` (``[B, K, D]``
+        with a view axis). The single-stream representation of dual-encoder scoring (retrieval's
+        contrastive loss and first-stage ranking)."""
+        if kind not in self.spec(task).inputs:
+            raise InputError(f"task {task!r} reads {list(self.spec(task).inputs)}, not {kind!r}")
+        return self.run_trunk(batch, (kind,), task).pooled(kind)
+
     def features(self, batch: dict[str, torch.Tensor], task: str) -> torch.Tensor:
         """The pooled trunk representation (``TrunkOutput.joint``): ``[B, D]`` (``[B, K, D]`` with views),
         for linear probes."""
