@@ -26,6 +26,8 @@ EPILOG = """examples:
   cotrain finetune runs/vl12 --task refcoco             multi-task -> single-task fine-tuning
   cotrain train --mix                                  one model on image, video, audio, text and V&L tasks at once
   cotrain train --unit                                 UniT: detection, VQA, visual entailment and text tasks in one encoder-decoder
+  cotrain pretrain --cvlp                              CVLP: contrastive visual-linguistic pretraining on scene captions
+  cotrain finetune runs/cvlp --config cvlp-downstream  load a pretrained trunk into a downstream config (new heads)
 """
 
 
@@ -38,6 +40,9 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None
                    "text and vision-and-language tasks at once")
     p.add_argument("--unit", action="store_true", help="use the embedded UniT config: one encoder-decoder transformer on "
                    "detection, VQA, visual entailment and two text tasks, a shared decoder with task queries")
+    p.add_argument("--cvlp", action="store_true", help="use the embedded CVLP pretraining config: masked language "
+                   "modelling, image-text matching and the visual contrastive loss (momentum key network, queue, layer "
+                   "drop) on the world's scene captions")
 
 
 def _load_cfg(args: argparse.Namespace):
@@ -47,13 +52,14 @@ def _load_cfg(args: argparse.Namespace):
     if config is not None and "=" in config:  # `cotrain train --demo run.steps=10`
         overrides.insert(0, config)
         config = None
-    embedded = [name for flag, name in (("demo", "demo"), ("vl", "vl12"), ("mix", "mix"), ("unit", "unit")) if getattr(args, flag, False)]
+    flags = (("demo", "demo"), ("vl", "vl12"), ("mix", "mix"), ("unit", "unit"), ("cvlp", "cvlp"))
+    embedded = [name for flag, name in flags if getattr(args, flag, False)]
     if len(embedded) > 1:
-        raise ConfigError("give one of --demo, --vl, --mix and --unit")
+        raise ConfigError("give one of --demo, --vl, --mix, --unit and --cvlp")
     if embedded and config is None:
         path = default_config_path(embedded[0])
     elif config is None:
-        raise ConfigError("give a config file, or --demo / --vl / --mix / --unit for an embedded default")
+        raise ConfigError("give a config file, or --demo / --vl / --mix / --unit / --cvlp for an embedded default")
     else:
         path = Path(config)
     cfg = load_config(path, overrides)
@@ -104,6 +110,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """``cotrain train`` for a config with a pretraining task, then the way to fine-tune."""
+    from .config import ConfigError
+
+    cfg = _load_cfg(args)
+    kinds = {k: (h.type or "") for k, h in cfg.model.heads.items()}
+    if not any(kinds.get(t.head_key) == "pretrain" for t in cfg.tasks):
+        raise ConfigError(f"config {cfg.name!r} has no pretraining task (a task whose head has type: pretrain); "
+                          "train it with `cotrain train`")
+    code = cmd_train(args)
+    out = args.out or cfg.run.out_dir
+    print(f"[cotrain] fine-tune it: cotrain finetune {out} --config DOWNSTREAM.yaml"
+          + ("   (e.g. --config cvlp-downstream)" if getattr(args, "cvlp", False) else ""))
+    return code
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
     from .data.sources import build_all_task_data
@@ -137,13 +159,34 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .train.finetune import finetune
     from .train.trainer import format_results
 
+    if (args.task is None) == (args.config is None):
+        raise InputError("give --task TASK (multi-task -> single-task) or --config DOWNSTREAM.yaml (pretrained -> "
+                         "downstream), not both")
     t0 = time.perf_counter()
+    if args.config is not None:
+        return _finetune_from_config(args, t0)
     trainer, results, transfer = finetune(
         args.checkpoint, args.task, steps=args.steps, out_dir=args.out, overrides=list(args.overrides),
         data_root=args.data_root,
     )
     print(f"[cotrain] fine-tuned {args.task} from {args.checkpoint} ({transfer['copied']} tensors transferred, "
           f"{transfer['skipped']} new) in {time.perf_counter() - t0:.1f}s; checkpoint {trainer.last_checkpoint}")
+    print(format_results(results, {s.name: s for s in trainer.specs}))
+    return 0
+
+
+def _finetune_from_config(args: argparse.Namespace, t0: float) -> int:
+    from .train.pretrained import finetune_from_config, format_report
+    from .train.trainer import format_results
+
+    if args.steps is not None:
+        args.overrides = [f"run.steps={args.steps}", *args.overrides]
+    trainer, results, report = finetune_from_config(args.checkpoint, args.config, overrides=list(args.overrides),
+                                                    out_dir=args.out, data_root=args.data_root, quiet=args.quiet)
+    print(f"[cotrain] {trainer.cfg.name} from the pretrained encoders and trunk of {args.checkpoint} "
+          f"(report: {trainer.out_dir / 'pretrained.json'}):")
+    print(format_report(report))
+    print(f"[cotrain] fine-tuned in {time.perf_counter() - t0:.1f}s; checkpoint {trainer.last_checkpoint}")
     print(format_results(results, {s.name: s for s in trainer.specs}))
     return 0
 
@@ -256,7 +299,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .config import default_config_path, load_config
     from .info import describe
 
-    given = args.config or args.demo or args.vl or args.mix or args.unit
+    given = args.config or args.demo or args.vl or args.mix or args.unit or args.cvlp
     cfg = _load_cfg(args) if given else load_config(default_config_path("demo"))
     print(describe(cfg))
     return 0
@@ -321,6 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
+    pt = sub.add_parser("pretrain", help="pretrain a model (masked modelling, matching, CVLP's contrastive loss)",
+                        description="Pretrain on the caption tasks of CONFIG (or the embedded --cvlp recipe): the same "
+                        "loop as train, for a config whose tasks use a `pretrain` head (masked language modelling, "
+                        "image-text matching, masked region modelling, CVLP's visual contrastive loss with a momentum key "
+                        "network, a queue of negatives and layer drop). Logs the contrastive statistics; then fine-tune "
+                        "with `cotrain finetune RUN --config DOWNSTREAM.yaml`.")
+    _add_config_args(pt)
+    pt.add_argument("--out", help="run folder (overrides run.out_dir)")
+    pt.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
+                    help="continue exactly (the queue, its pointer and the key network included)")
+    pt.add_argument("--allow-inexact-resume", action="store_true", help="as for train")
+    pt.add_argument("--quiet", action="store_true", help="no progress bar")
+    pt.set_defaults(func=cmd_pretrain)
+
     e = sub.add_parser("eval", help="evaluate a checkpoint", description="Evaluate a checkpoint on its tasks' val or test split "
                        "(the data is re-generated from, or read from, the checkpoint's config).")
     e.add_argument("checkpoint", help="checkpoint folder, or a run folder (its latest checkpoint)")
@@ -330,12 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the results to this JSON file")
     e.set_defaults(func=cmd_eval)
 
-    ft = sub.add_parser("finetune", help="multi-task -> single-task fine-tuning", description="12-in-1's all-task -> "
-                        "single-task fine-tuning: start a one-task run of TASK from a multi-task checkpoint (encoders, trunk, "
-                        "the task's head and task token carry over; optimizer and schedule start afresh), then report its test "
-                        "score. Overrides apply to the one-task config, e.g. optim.lr=1e-4.")
+    ft = sub.add_parser("finetune", help="fine-tune from a checkpoint: one task of a multi-task run, or a downstream "
+                        "config from a pretraining run", description="Two kinds of fine-tuning. --task TASK: 12-in-1's "
+                        "all-task -> single-task fine-tuning: a one-task run of TASK from a multi-task checkpoint (encoders, "
+                        "trunk, the task's head and task token carry over; optimizer and schedule start afresh). --config "
+                        "DOWNSTREAM.yaml: pretrained -> downstream (CVLP, ViLBERT): train DOWNSTREAM's tasks starting from the "
+                        "checkpoint's encoders and trunk, with new heads and task tokens; the pretraining heads, key network "
+                        "and queue are dropped; a report lists what was loaded, what is new and what was ignored; a trunk "
+                        "that does not match is refused, naming the parameters. Either way the test scores are printed. "
+                        "Overrides apply to the fine-tuning config, e.g. optim.lr=1e-4.")
     ft.add_argument("checkpoint", help="checkpoint folder, or a run folder (its latest checkpoint)")
-    ft.add_argument("--task", required=True)
+    ft.add_argument("--task", help="multi-task -> single-task: the task to fine-tune")
+    ft.add_argument("--config", help="pretrained -> downstream: the downstream experiment YAML (or an embedded "
+                    "config's name, e.g. cvlp-downstream)")
+    ft.add_argument("--quiet", action="store_true", help="no progress bar (--config)")
     ft.add_argument("--steps", type=int, help="fine-tuning steps (default: the task's share of the multi-task run)")
     ft.add_argument("--out", help="run folder (default: <run>-ft-<task>)")
     ft.add_argument("--data-root", help="where generated data is cached")

@@ -190,9 +190,17 @@ class EMAHook(Hook):
             self.model.load_state_dict(tensors)
 
 
+BAR_STATS = {"stat_contrastive_acc": "c-acc", "stat_queue_fill": "queue"}  # statistics the progress bar shows
+
+
 class LoggingHook(Hook):
     """Mean training loss per task over the last ``log_every`` steps, the learning rate and steps/s
-    to ``log.jsonl`` / TensorBoard; the progress bar's counter, current task and losses."""
+    to ``log.jsonl`` / TensorBoard; the progress bar's counter, current task and losses.
+
+    Tasks whose head returns several terms (detection's class / box / GIoU losses, pretraining's
+    mlm / itm / contrastive and its ``stat_*`` statistics: positive and negative similarity, the
+    contrastive accuracy, the queue fill) get each term's mean logged as ``<task>/<term>``; the
+    progress bar also shows the contrastive accuracy and the queue fill."""
 
     name = "logging"
 
@@ -200,6 +208,8 @@ class LoggingHook(Hook):
         self.log_every, self.bar = log_every, bar
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
+        self.term_sums: dict[str, torch.Tensor] = {}
+        self.term_counts: dict[str, int] = {}
         self.window: tuple[float, int] | None = None
 
     def on_fit_start(self, trainer) -> None:
@@ -213,6 +223,13 @@ class LoggingHook(Hook):
         for task, val in losses.items():
             self.sums[task] = self.sums[task] + val if task in self.sums else val
             self.counts[task] = self.counts.get(task, 0) + 1
+        for task, terms in getattr(trainer, "last_terms", {}).items():
+            if len(terms) < 2:  # one term is the loss itself
+                continue
+            for k, v in terms.items():
+                key = f"{task}/{k}"
+                self.term_sums[key] = self.term_sums[key] + v if key in self.term_sums else v
+                self.term_counts[key] = self.term_counts.get(key, 0) + 1
         if self.bar is not None:
             self.bar.update(1)
             # a step whose tasks DSG stopped trains nothing: there is no loss to name
@@ -222,11 +239,14 @@ class LoggingHook(Hook):
         t0, s0 = self.window
         rate = (trainer.step - s0) / max(time.perf_counter() - t0, 1e-9)
         mean = {t: float(self.sums[t]) / self.counts[t] for t in self.sums}
+        terms = {k: float(self.term_sums[k]) / self.term_counts[k] for k in self.term_sums}
         trainer.logger.log("train", trainer.step, lr=trainer.optimizer.param_groups[0]["lr"],
-                           steps_per_s=round(rate, 3), **{f"loss/{t}": round(v, 5) for t, v in mean.items()})
+                           steps_per_s=round(rate, 3), **{f"loss/{t}": round(v, 5) for t, v in mean.items()},
+                           **{k: round(v, 5) for k, v in terms.items()})
         if self.bar is not None:
-            self.bar.set_postfix({t: f"{v:.3f}" for t, v in mean.items()} | {"it/s": f"{rate:.1f}"}, refresh=False)
-        self.sums, self.counts = {}, {}
+            stats = {short: f"{v:.2f}" for k, v in terms.items() for stat, short in BAR_STATS.items() if k.endswith("/" + stat)}
+            self.bar.set_postfix({t: f"{v:.3f}" for t, v in mean.items()} | stats | {"it/s": f"{rate:.1f}"}, refresh=False)
+        self.sums, self.counts, self.term_sums, self.term_counts = {}, {}, {}, {}
         self.window = (time.perf_counter(), trainer.step)
 
 

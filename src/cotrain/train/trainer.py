@@ -196,6 +196,7 @@ class Trainer:
         self.task_steps = {n: 0 for n in self.tasks}
         self.task_time = {n: 0.0 for n in self.tasks}
         self.history: list[dict] = []
+        self.last_terms: dict[str, dict[str, torch.Tensor]] = {}  # each trained task's loss terms / stats of the last step
         self.last_checkpoint: Path | None = None
         self.logger: RunLogger | NullLogger = NullLogger()
         if resume is not None:
@@ -348,13 +349,15 @@ class Trainer:
         )
         self._set_lr(base * self.lr_mult[tasks[0]] if len(tasks) == 1 else base)
         out: dict[str, torch.Tensor] = {}
+        self.last_terms = {}
         epochs = {t: self.iterators[t].epoch for t in tasks}
         if tasks:
             for task in tasks:
                 t0 = time.perf_counter()
-                loss, _ = self._task_loss(task)
+                loss, terms = self._task_loss(task)
                 loss.backward()
                 out[task] = loss.detach()
+                self.last_terms[task] = {k: v.detach() for k, v in terms.items() if k != "loss" and v.numel() == 1}
                 self.task_steps[task] += 1
                 self.task_time[task] += time.perf_counter() - t0
             t0 = time.perf_counter()
