@@ -12,6 +12,17 @@ pretraining): each real word piece of ``batch["text"]`` ``[B, L]`` is chosen wit
 holds the original id at chosen positions and -100 elsewhere (the ignore index of cross-entropy).
 Padding (id 0) and special tokens are never chosen.
 
+``match_pairs`` — image–text matching (ViLBERT / 12-in-1; :mod:`cotrain.data.pretrain_masks`): a
+``mismatch_prob`` share of the rows get the ``text`` of another row of a different ``image_id``;
+``itm_label`` ``[B]`` (1 matched, 0 mismatched) is added. List it BEFORE ``mask_text``, so that
+``mlm_labels`` refer to the caption actually shown.
+
+``mask_regions`` — masked region modelling (:mod:`cotrain.data.pretrain_masks`): a ``prob`` share of
+the real regions of ``regions`` ``[B, R, F]`` is chosen, plus every real region of the same row
+overlapping a chosen one with IoU > ``overlap_iou`` (from ``boxes``); chosen features are zeroed
+(``fill: zero``) or replaced by a real region of another image of the batch (``fill: swap``).
+``region_target`` (the features before masking) and ``region_masked`` ``[B, R]`` are added.
+
 ``detr_augment`` — DETR's detection augmentation (:mod:`cotrain.data.detr_augment`): a random
 horizontal flip (``flip_prob``) and a random resize of each image's content by a factor in
 ``scales``, placed top-left on its canvas; ``target_boxes`` follow and ``image_mask`` ``[B, H, W]``
@@ -26,6 +37,7 @@ import torch
 
 from cotrain.config import ConfigError, TransformConfig
 from cotrain.data.detr_augment import DetrAugment
+from cotrain.data.pretrain_masks import MaskRegions, MatchPairs
 
 Transform = Callable[[dict, torch.Generator], dict]
 IGNORE = -100
@@ -72,9 +84,19 @@ def _detr_augment(cfg: TransformConfig, tokenizer) -> Transform:
     return DetrAugment(cfg.flip_prob, (cfg.scales[0], cfg.scales[1]))
 
 
+def _match_pairs(cfg: TransformConfig, tokenizer) -> Transform:
+    return MatchPairs(cfg.mismatch_prob)
+
+
+def _mask_regions(cfg: TransformConfig, tokenizer) -> Transform:
+    return MaskRegions(cfg.prob, cfg.overlap_iou, cfg.fill)
+
+
 TRANSFORMS: dict[str, Callable[[TransformConfig, object], Transform]] = {
     "mask_text": _mask_text,
     "detr_augment": _detr_augment,
+    "match_pairs": _match_pairs,
+    "mask_regions": _mask_regions,
 }
 
 
@@ -88,4 +110,4 @@ def build_transforms(cfgs: list[TransformConfig], tokenizer=None) -> list[Transf
     return out
 
 
-__all__ = ["IGNORE", "DetrAugment", "MaskText", "TRANSFORMS", "build_transforms"]
+__all__ = ["IGNORE", "DetrAugment", "MaskRegions", "MaskText", "MatchPairs", "TRANSFORMS", "build_transforms"]
