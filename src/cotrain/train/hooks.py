@@ -166,11 +166,14 @@ class EMAHook(Hook):
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        """One EMA step, parameters and buffers matched by name (modules only the copy has, such
+        as the successor layers of CVLP's key network, are left to their owner)."""
         ema = self.attach(model)
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.momentum)
-        for e, b in zip(ema.buffers(), model.buffers()):
-            e.copy_(b)
+        params, buffers = dict(ema.named_parameters()), dict(ema.named_buffers())
+        for name, p in model.named_parameters():
+            params[name].lerp_(p.detach(), 1.0 - self.momentum)
+        for name, b in model.named_buffers():
+            buffers[name].copy_(b)
 
     def after_update(self, trainer, tasks: list[str]) -> None:
         self.update(trainer.model)

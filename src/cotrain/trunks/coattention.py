@@ -14,6 +14,11 @@ The task token goes after CLS in the text stream, or after the first visual toke
 reads no text. (ViLBERT's released code interleaves the same counts slightly differently — its
 first co-attention comes straight after the text-only Blocks, and the last round ends with a visual
 and a text Block instead of a co-attention layer; the counts and the text-only prefix are the same.)
+
+Layer drop (CVLP's key network, :mod:`cotrain.trunks.layer_drop`): ``layer_drop`` (0: off, the
+default; the query network never drops), ``layer_drop_mode`` (``drop`` / ``replace_pairs``) and
+``drop_generator`` are plain attributes the CVLP hook sets on its key network's trunk; with
+``replace_pairs`` that trunk also holds ``successors``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from torch import nn
 
 from cotrain.trunks.crossattn import CoAttentionLayer
+from cotrain.trunks.layer_drop import planned, trunk_plan
 from cotrain.trunks.layers import Block, key_padding_to_attn_mask
 from cotrain.trunks.output import (
     TaskTokens, Tokens, TrunkOutput, TypeEmbeddings, concat_streams, strip_task_token, with_task_token,
@@ -69,6 +75,9 @@ class CoAttentionTrunk(nn.Module):
         self.norm_t = nn.LayerNorm(dim)
         self.types = TypeEmbeddings(type_kinds, dim) if type_kinds else None
         self.task_tokens = TaskTokens(num_task_tokens, dim) if num_task_tokens > 0 else None
+        self.layer_drop, self.layer_drop_mode = 0.0, "drop"  # set on CVLP's key network only
+        self.drop_generator: torch.Generator | None = None
+        self.successors: nn.ModuleDict | None = None  # replace_pairs' successor layers (key network)
 
     def forward(self, streams: dict[str, Tokens], task_ids: torch.Tensor | None = None,
                 task: str | None = None) -> TrunkOutput:
@@ -81,15 +90,17 @@ class CoAttentionTrunk(nn.Module):
             v, v_mask, lengths = concat_streams(visual, self.types)
             va = key_padding_to_attn_mask(v_mask)
         t, ta = (text.x, key_padding_to_attn_mask(text.mask)) if text is not None else (None, None)
+        plan = trunk_plan(self)  # None without layer drop; a None layer below is skipped (identity)
         if t is not None:
-            for blk in self.text_only:
-                t = blk(t, ta)
-        for v_blk, t_blk, co in zip(self.v_blocks, self.t_blocks, self.co_layers):
-            if v is not None:
+            for blk in planned(self, plan, "text_only"):
+                t = blk(t, ta) if blk is not None else t
+        rounds = zip(planned(self, plan, "v_blocks"), planned(self, plan, "t_blocks"), planned(self, plan, "co_layers"))
+        for v_blk, t_blk, co in rounds:
+            if v is not None and v_blk is not None:
                 v = v_blk(v, va)
-            if t is not None:
+            if t is not None and t_blk is not None:
                 t = t_blk(t, ta)
-            if v is not None and t is not None:
+            if v is not None and t is not None and co is not None:
                 v, t = co(v, va, t, ta)
         states, masks = {}, {}
         if v is not None:
