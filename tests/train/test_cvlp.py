@@ -116,9 +116,10 @@ def cvlp_cfg(tmp_path, steps=100, checkpoint_every=1000, **contrastive):
 def trainer_with_hook(tmp_path, hooks=(), resume=None, **kw):
     cfg = cvlp_cfg(tmp_path, **kw)
     data = caption_data()
-    hook = build_cvlp_hook(cfg, specs_from_data(cfg, data))
-    t = Trainer(cfg, data=data, tokenizer=Vocab(), hooks=[hook, *hooks], resume=resume)
-    return t, hook
+    t = Trainer(cfg, data=data, tokenizer=Vocab(), hooks=list(hooks), resume=resume)
+    hooks = [h for h in t.hooks if isinstance(h, CVLPHook)]
+    assert len(hooks) == 1  # the trainer builds it from the config
+    return t, hooks[0]
 
 
 class Spy(Hook):

@@ -15,8 +15,10 @@ fixed points of the step: 12-in-1's curriculum pre-phase chooses the step's task
 Stop-and-Go lets through only the tasks that train now and is fed each task's validation metric at
 the end of its epochs (a step whose every task is stopped makes no update but still counts; at an
 ``optim.decay: step`` learning-rate drop DSG applies its ``lr_drop`` policy); per-task batch
-transforms (``tasks[].transforms``, e.g. masking) run before the forward pass; an EMA copy of the
-model (``EMAHook``, CVLP's momentum key network) is updated after every optimizer step; logging and
+transforms (``tasks[].transforms``, e.g. masking) run before the forward pass; CVLP's hook
+(:mod:`cotrain.train.cvlp`: an EMA copy of the model as momentum key network, layer-dropped, and a
+queue of its region features) adds the keys and negatives to a contrastive task's batch and updates
+after every optimizer step; logging and
 the progress bar run after every step. Extra hooks are given as ``Trainer(..., hooks=[...])``.
 
 Under ``torchrun`` every rank trains the same task each step on its own batches and gradients are
@@ -52,6 +54,7 @@ from .checkpoint import CheckpointError, CheckpointWarning, load_checkpoint, sav
 from .checkpoint_match import load_model_weights, load_optimizer_state
 from .checkpoint_state import STATE_VERSION
 from .curriculum import build_curriculum
+from .cvlp import build_cvlp_hook
 from .distributed import all_reduce_gradients, barrier, init_distributed, rank_device
 from .dsg import DynamicStopAndGo
 from .evaluate import answer_type_lines, evaluate_task
@@ -203,7 +206,8 @@ class Trainer:
             self.restore(resume, allow_inexact=allow_inexact_resume)
 
     def _builtin_hooks(self) -> list[Hook]:
-        """Curriculum pre-phase, Dynamic Stop-and-Go and batch transforms, as the config asks."""
+        """Curriculum pre-phase, Dynamic Stop-and-Go, batch transforms and CVLP's key network and
+        queue (for a ``pretrain`` head with the ``contrastive`` objective), as the config asks."""
         cfg, hooks = self.cfg, []
         cur = cfg.schedule.curriculum
         if cur.kind != "none":
@@ -220,6 +224,9 @@ class Trainer:
         transforms = {t.name: build_transforms(t.transforms, self.tokenizer) for t in cfg.tasks if t.transforms}
         if transforms:
             hooks.append(TransformHook(transforms, cfg.run.seed))
+        cvlp = build_cvlp_hook(cfg, self.specs)  # after the masks: the key network sees the masked text
+        if cvlp is not None:
+            hooks.append(cvlp)
         return hooks
 
     # ------------------------------------------------------------------ state
