@@ -129,6 +129,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
     from .data.sources import build_all_task_data
+    from .data.transforms import build_transforms
     from .train.evaluate import evaluate_task
     from .train.trainer import format_results
 
@@ -144,7 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = {
         t.name: evaluate_task(
             pred.model, t.name, data[t.name], pred.spec(t.name).metric, args.split, t.eval_batch_size or 128,
-            options=cfg.run,
+            options=cfg.run, transforms=build_transforms(t.transforms, pred.tokenizer),
         )
         for t in cfg.tasks
     }

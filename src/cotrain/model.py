@@ -22,6 +22,7 @@ from cotrain.config import ConfigError, HeadConfig, ModelConfig
 from cotrain.encoders import build_encoder, encode, entry, views_of
 from cotrain.errors import InputError
 from cotrain.heads import build_head, head_class
+from cotrain.heads.common import STAT_PREFIX
 from cotrain.tasks import TaskSpec
 from cotrain.trunks import build_trunk
 from cotrain.trunks.output import Tokens, TrunkOutput
@@ -128,6 +129,26 @@ class Model(nn.Module):
             except KeyError as err:  # ModuleDict refuses "", "a.b" and names like "update"
                 users = [s.name for s in tasks if s.head == key]
                 raise ConfigError(f"head key {key!r} (tasks {users}) cannot be used as a module name: {err}") from None
+        self._attach_heads(tasks)
+
+    def _attach_heads(self, tasks: list[TaskSpec]) -> None:
+        """Give heads built on other parts of the model what they need: a head with ``bind_task`` is
+        shown each of its tasks (pretrain: the inputs its objectives read, the region size it
+        regresses); one with ``tie_word_embeddings`` gets the text encoder's ``input_embeddings()``
+        and the ids column of its first word state (pretrain: the MLM decoder's tied weight)."""
+        for spec in tasks:
+            bind = getattr(self.heads[spec.head], "bind_task", None)
+            if bind is not None:
+                bind(spec)
+        for key, head in self.heads.items():
+            if not hasattr(head, "tie_word_embeddings"):
+                continue
+            text = self.encoders["text"] if "text" in self.encoders else None
+            if text is None or not hasattr(text, "input_embeddings"):
+                users = [s.name for s in tasks if s.head == key]
+                raise ConfigError(f"head {key!r} (tasks {users}) predicts words with the text encoder's embeddings; "
+                                  "its tasks read no text")
+            head.tie_word_embeddings(text.input_embeddings(), text.first_word_column)
 
     # ------------------------------------------------------------------ lookup
     def spec(self, task: str) -> TaskSpec:
@@ -204,11 +225,13 @@ class Model(nn.Module):
         return self.head(task)(self.encode(batch, task))
 
     def losses(self, batch: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
-        """The head's loss terms plus ``"loss"`` = loss_weight · Σ head.loss_weights[term] · term."""
+        """The head's loss terms plus ``"loss"`` = loss_weight · Σ head.loss_weights[term] · term;
+        statistics (terms named ``stat_*``) are returned detached and are not in the sum."""
         spec = self.spec(task)
         head = self.heads[spec.head]
         terms = head.losses(self(batch, task), batch)
         total = head.weighted_total(terms)
+        terms = {k: v.detach() if k.startswith(STAT_PREFIX) else v for k, v in terms.items()}
         terms["loss"] = total * spec.loss_weight if spec.loss_weight != 1.0 else total
         return terms
 

@@ -26,7 +26,7 @@ def test_cls_pooling_and_linear_shape():
     logits = head(one(tokens))
     assert logits.shape == (3, 5)
     torch.testing.assert_close(logits, head.mlp(tokens[:, 0]))
-    assert set(HEADS) == {"classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve", "detect"}
+    assert set(HEADS) == {"classify", "multilabel", "vqa", "retrieval", "refexp", "nlvr", "snli-ve", "detect", "pretrain"}
 
 
 def test_cls_pooling_of_two_streams_is_their_joint_first_tokens():

@@ -172,6 +172,16 @@ class PretrainedTextEncoder(nn.Module):
         if freeze:
             self.bert.requires_grad_(False)
 
+    @property
+    def first_word_column(self) -> int | None:
+        """The ids column of the first word state: 1 (``[CLS]`` is in the ids); None with ``cls_only``
+        (no word states)."""
+        return None if self.cls_only else 1
+
+    def input_embeddings(self) -> nn.Embedding:
+        """The checkpoint's word embeddings ``[V, hidden]`` (a pretraining head's MLM decoder is tied to them)."""
+        return self.bert.embeddings.word_embeddings
+
     def token_types(self, ids: torch.Tensor) -> torch.Tensor:
         """int64 ``[B, L]``: 1 after the first ``[SEP]`` of a row (a ``"a [SEP] b"`` pair's second
         text), else 0; all 0 without a ``[SEP]`` id or a second token type."""

@@ -29,6 +29,12 @@ class TextEncoder(TokenEncoder):
         with torch.no_grad():
             self.embed.weight[0].zero_()
 
+    first_word_column = 0  # ids column of the first word state: the class token is the encoder's own
+
+    def input_embeddings(self) -> nn.Embedding:
+        """The word-embedding table ``[V, D]`` (a pretraining head's MLM decoder is tied to it)."""
+        return self.embed
+
     def pos_embed_for(self, grid: tuple[int, ...]) -> torch.Tensor:
         return self.pos_embed[:, : 1 + grid[0]]
 

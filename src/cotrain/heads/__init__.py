@@ -15,6 +15,7 @@ task's class count sizes it, and the input kind it needs.
 | ``nlvr`` | 2-layer MLP | two views concatenated | softmax CE | top1 |
 | ``snli-ve`` | 2-layer MLP | ``h_IMG ⊙ h_CLS`` | softmax CE | top1 |
 | ``detect`` | class linear + 3-layer box MLP (+ attribute MLP) | every decoder layer's query states | Hungarian-matched CE + L1 + GIoU (+ attribute CE) per layer | detection |
+| ``pretrain`` | BERT prediction head tied to the word embeddings; ``Linear(D, 2)``; ``Linear(D, F or C)``; CVLP projection | word states; ``h_IMG ⊙ h_CLS``; region states | per ``objectives``: masked-word CE, matching CE, masked-region L2 / KL, region InfoNCE | pretrain |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cotrain.config import ConfigError, HeadConfig
 from cotrain.heads.classify import ClassifyHead, pool
 from cotrain.heads.common import Head
 from cotrain.heads.detect import DetectHead
+from cotrain.heads.pretrain import PretrainHead
 from cotrain.heads.refexp import RefExpHead
 from cotrain.heads.retrieval import RetrievalHead
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
@@ -37,6 +39,7 @@ HEADS: dict[str, type[Head]] = {
     "nlvr": NLVRHead,
     "snli-ve": SNLIVEHead,
     "detect": DetectHead,
+    "pretrain": PretrainHead,
 }
 
 
@@ -56,4 +59,4 @@ def default_metric(kind: str) -> str:
     return head_class(kind).metric
 
 
-__all__ = ["HEADS", "ClassifyHead", "DetectHead", "Head", "build_head", "default_metric", "head_class", "pool"]
+__all__ = ["HEADS", "ClassifyHead", "DetectHead", "Head", "PretrainHead", "build_head", "default_metric", "head_class", "pool"]

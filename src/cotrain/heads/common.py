@@ -3,7 +3,8 @@ formatting of class predictions.
 
 The contract (:class:`Head`): ``forward(out: TrunkOutput) -> predictions`` (logits / scores);
 ``losses(predictions, batch) -> {term: tensor}``, each term weighted by ``loss_weights`` (explicit,
-overridable per head by ``model.heads.<key>.loss_weights``); ``predict(predictions)`` →
+overridable per head by ``model.heads.<key>.loss_weights``; terms named ``stat_*`` are statistics,
+returned detached and never added to the loss); ``predict(predictions)`` →
 probabilities or scores; ``results(probs, batch, class_names, top_k)`` → one dict per example for
 the inference API. Class attributes say what the task table needs: ``kind``, the default
 ``metric``, whether the output size is the task's number of classes (``uses_classes``), and which
@@ -17,6 +18,8 @@ from torch import nn
 
 from cotrain.config import ConfigError, HeadConfig
 from cotrain.trunks.layers import init_vit_weights
+
+STAT_PREFIX = "stat_"  # a term named so is a statistic reported with the losses, never trained on
 
 
 class Head(nn.Module):
@@ -39,12 +42,17 @@ class Head(nn.Module):
         self.loss_weights = {**self.default_loss_weights, **cfg.loss_weights}
 
     def weighted_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``Σ loss_weights[k] · terms[k]``."""
+        """``Σ loss_weights[k] · terms[k]`` over the terms; statistics (names starting ``stat_``) are
+        left out."""
         total = None
         for k, v in terms.items():
+            if k.startswith(STAT_PREFIX):
+                continue
             w = self.loss_weights.get(k, 1.0)
             part = v * w if w != 1.0 else v
             total = part if total is None else total + part
+        if total is None:
+            raise ValueError(f"the {self.kind} head gave no loss term to weigh (only {sorted(terms)})")
         return total
 
     def results(self, probs: torch.Tensor, batch: dict, class_names: list[str], top_k: int) -> list[dict]:

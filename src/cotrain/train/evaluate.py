@@ -18,6 +18,11 @@ more than one number):
 - ``detection``: COCO box AP@[.50:.95] by pycocotools' COCOeval itself (:mod:`cotrain.metrics.detection`)
   over the head's post-processed detections (absolute ``xyxy`` in the original size, every query
   kept); ``details`` holds AP50, AP75, AP by size and AR@100. Chance: 0.
+- ``pretrain``: each batch goes through the task's transforms (masking, mismatched captions) with a
+  generator of fixed seed, so every evaluation masks alike; the value is the masked-word accuracy of
+  the matched rows, ``details`` the matching accuracy, the masked-region loss and the number of
+  masked tokens (:mod:`cotrain.metrics.pretrain`). Chance: always the most frequent masked word.
+  Only this metric applies ``transforms``; the others score the data as it is.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..heads.pretrain import PretrainHead
 from ..data.arrays import Split, TaskData, batch_to, iterate_once
 from ..metrics.classification import chance_level, mean_average_precision, top1
+from ..metrics.pretrain import PretrainTally
 from ..metrics.refexp import refexp_accuracy_from_scores
 from ..metrics.retrieval import recall_at_k
 from ..metrics.vqa import vqa_accuracy_from_ids, vqa_scores, vqa_scores_from_ids
@@ -78,7 +85,7 @@ def score(metric: str, logits: torch.Tensor, labels: torch.Tensor) -> float:
     raise ValueError(f"unknown metric {metric!r}; use top1 or mAP")
 
 
-def _classes(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+def _classes(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
     logits = predict_split(model, task, s, bs, mb, device)
     labels = np.asarray(s.column("label", slice(0, n)))
     chance = chance_level(data.train.arrays["label"], labels, kind=metric)
@@ -86,7 +93,7 @@ def _classes(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb,
             "n": int(n)}
 
 
-def _vqa(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+def _vqa(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
     if "answers" not in s.arrays:
         raise ValueError(f"task {data.name!r}: a VQA split needs an `answers` array [N, 10]")
     logits = predict_split(model, task, s, bs, mb, device)
@@ -108,7 +115,7 @@ def _vqa(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, dev
     return out
 
 
-def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
     missing = [k for k in ("boxes", "region_mask", "target_box") if k not in s]
     if missing:
         raise ValueError(f"task {data.name!r}: a referring-expression split needs arrays {missing}")
@@ -125,7 +132,7 @@ def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
 
 
 @torch.inference_mode()
-def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
     a = s.arrays
     if a["text"].ndim != 2 or "image_id" not in a or np.asarray(a["image_id"]).ndim != 1:
         raise ValueError(f"task {task!r}: a retrieval eval split needs one caption per row with its `image_id` [N]")
@@ -145,7 +152,7 @@ def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
 
 
 @torch.inference_mode()
-def _detection(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options) -> dict:
+def _detection(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
     from ..metrics.detection import coco_map, ground_truth_from_split
 
     missing = [k for k in ("target_boxes", "target_classes", "orig_size", "image_id") if k not in s]
@@ -164,6 +171,34 @@ def _detection(model, task, data: TaskData, s: Split, n: int, metric: str, bs, m
     return {"metric": "detection", "value": stats["AP"], "chance": 0.0, "n": int(n), "details": details}
 
 
+EVAL_MASK_SEED = 0  # the pretrain metric's transforms: the same masks at every evaluation
+
+
+@torch.inference_mode()
+def _pretrain(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
+    head = model.head(task)
+    if not isinstance(head, PretrainHead):
+        raise ConfigError(f"task {task!r}: the pretrain metric needs a pretrain head, not {getattr(head, 'kind', type(head).__name__)!r}")
+    if not transforms:
+        raise ConfigError(f"task {task!r}: the pretrain metric masks the evaluation batches with the task's "
+                          f"transforms (tasks[{task}].transforms: mask_text, match_pairs, mask_regions); none were given")
+    tally = PretrainTally()
+    gen = torch.Generator().manual_seed(EVAL_MASK_SEED)
+    with evaluating(model):
+        for batch in batches(s, bs, mb, device):
+            for f in transforms:
+                batch = f(batch, gen)
+            preds = model(batch, task)
+            terms = head.losses(preds, batch)
+            if "mlm" in preds:
+                tally.add_words(preds["mlm"], head.word_targets(preds, batch))
+            if "itm" in preds:
+                tally.add_itm(preds["itm"], batch["itm_label"])
+            if "mrm" in terms:
+                tally.add_mrm(float(terms["mrm"]), int(terms["stat_masked_regions"]))
+    return {"metric": "pretrain", **tally.result(), "n": int(n)}
+
+
 METRICS: dict[str, Callable[..., dict]] = {
     "top1": _classes,
     "mAP": _classes,
@@ -171,34 +206,41 @@ METRICS: dict[str, Callable[..., dict]] = {
     "refexp": _refexp,
     "recall": _recall,
     "detection": _detection,
+    "pretrain": _pretrain,
 }
 
 
 def evaluate_task(
     model, task: str, data: TaskData, metric: str, split: str = "val", batch_size: int = 128,
-    max_batches: int | None = None, device: str = "cpu", options=None,
+    max_batches: int | None = None, device: str = "cpu", options=None, transforms: list | tuple = (),
 ) -> dict:
     """``{"metric", "value", "chance", "n"}`` (+ ``details``) of ``task`` on ``split`` with ``metric``.
-    ``options``: anything with ``vqa_version`` and ``refexp_iou`` (the run config)."""
+    ``options``: anything with ``vqa_version`` and ``refexp_iou`` (the run config). ``transforms``:
+    the task's batch transforms, ``(batch, generator) -> batch`` (:mod:`cotrain.data.transforms`),
+    which the ``pretrain`` metric applies to every batch (the others ignore them)."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
     s = data.split(split)
     n = len(s) if max_batches is None else min(len(s), max_batches * batch_size)
     if n == 0:
         raise ValueError(f"task {task!r}: the {split} split is empty")
-    return METRICS[metric](model, task, data, s, n, metric, batch_size, max_batches, device, options)
+    return METRICS[metric](model, task, data, s, n, metric, batch_size, max_batches, device, options, list(transforms))
 
 
 def answer_type_lines(results: dict[str, dict]) -> list[str]:
     """Lines for below the results table: per VQA result its per-answer-type ``details``
     (``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``), per detection result its
-    COCO figures (``"detect: AP50 0.612 | AP75 0.305 | ..."``)."""
+    COCO figures (``"detect: AP50 0.612 | AP75 0.305 | ..."``), per pretrain result its matching
+    accuracy, masked-region loss and masked-token count."""
     lines = []
     for name, r in results.items():
         if r.get("metric") == "vqa" and r.get("details"):
             lines.append(f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items()))
         elif r.get("metric") == "detection" and r.get("details"):
             lines.append(f"{name} (COCO box AP@[.50:.95] above): " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items()))
+        elif r.get("metric") == "pretrain" and r.get("details"):
+            lines.append(f"{name} (masked-word accuracy above): "
+                         + " | ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3f}" for k, v in r["details"].items()))
     return lines
 
 

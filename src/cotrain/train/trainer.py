@@ -183,6 +183,8 @@ class Trainer:
             weights={t.name: t.weight for t in cfg.tasks},
         )
         self.dsg: DynamicStopAndGo | None = None
+        # each task's batch transforms, built once: the TransformHook's, and the pretrain metric's
+        self.transforms = {t.name: build_transforms(t.transforms, tokenizer) for t in cfg.tasks if t.transforms}
         self.hooks: list[Hook] = self._builtin_hooks() + list(hooks or [])
         self.warmup_steps = warmup_steps(cfg)
         self.iterators = {
@@ -221,9 +223,8 @@ class Trainer:
             )
             drops = cfg.optim.lr_drops if cfg.optim.decay == "step" else []
             hooks.append(DSGHook(self.dsg, drops, cfg.run.eval_max_batches))
-        transforms = {t.name: build_transforms(t.transforms, self.tokenizer) for t in cfg.tasks if t.transforms}
-        if transforms:
-            hooks.append(TransformHook(transforms, cfg.run.seed))
+        if self.transforms:
+            hooks.append(TransformHook(self.transforms, cfg.run.seed))
         cvlp = build_cvlp_hook(cfg, self.specs)  # after the masks: the key network sees the masked text
         if cvlp is not None:
             hooks.append(cvlp)
@@ -395,7 +396,7 @@ class Trainer:
             bs = t.eval_batch_size or max(t.batch_size, 64)
             results[name] = evaluate_task(
                 self.model, name, self.data[name], self.model.spec(name).metric, split, bs, max_batches,
-                str(self.device), options=self.cfg.run,
+                str(self.device), options=self.cfg.run, transforms=self.transforms.get(name, ()),
             )
         return results
 
