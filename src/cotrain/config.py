@@ -65,7 +65,8 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "world": SourceKind(
         "a procedural task, generated once per seed and cached: image shapes, count, digits; detection detect; "
         "video motion, moving-digits; audio sounds, spoken-digits; vision-and-language vqa, vgqa, gqa, coco-ir, "
-        "flickr-ir, refcoco, refcoco+, refcocog, pointing, guesswhat, nlvr, snli-ve; text text-nli, text-qnli, text-para", (("name",),), ("n_train", "n_val", "n_test", "seed")),
+        "flickr-ir, refcoco, refcoco+, refcocog, pointing, guesswhat, nlvr, snli-ve; vision-and-language pretraining "
+        "captions, captions-shift (scenes of their own, shifted in captions-shift); text text-nli, text-qnli, text-para", (("name",),), ("n_train", "n_val", "n_test", "seed")),
     "image_folder": SourceKind("a folder with one sub-folder of images per class (png, jpg, jpeg, bmp, gif, webp), "
                                "optionally under train/ val/ test/", (("path",),), _SPLIT_KEYS),
     "audio_folder": SourceKind("a folder with one sub-folder of sounds per class (wav, flac, ogg, mp3), "
@@ -76,11 +77,15 @@ SOURCE_KINDS: dict[str, SourceKind] = {
     "vqa_v2": SourceKind("VQA v2 questions + annotations JSON", _VL_REQUIRES, _VQA_USES),
     "gqa": SourceKind("GQA questions JSON", _VL_REQUIRES, _VQA_USES),
     "vg_qa": SourceKind("Visual Genome question_answers.json", _VL_REQUIRES, _VQA_USES),
-    "coco_captions": SourceKind("COCO captions (Karpathy dataset_coco.json or captions_*.json)", _VL_REQUIRES, _VL_USES),
+    "coco_captions": SourceKind("COCO captions (Karpathy dataset_coco.json or captions_*.json; images found by the "
+                                "records' file names; caption pretraining rows under a pretrain head)",
+                                _VL_REQUIRES, _VL_USES),
     "conceptual_captions": SourceKind("Conceptual Captions TSV (caption<TAB>image file name or URL per row; images "
-                                      "from a local folder, rows whose image is missing skipped and counted)",
-                                      _VL_REQUIRES, _VL_USES),
-    "flickr30k": SourceKind("Flickr30k captions (Karpathy dataset_flickr30k.json)", _VL_REQUIRES, _VL_USES),
+                                      "from a local folder found by the URL's last path component or the name, rows "
+                                      "whose image is missing always skipped and counted)",
+                                      _VL_REQUIRES, _SPLIT_KEYS),
+    "flickr30k": SourceKind("Flickr30k captions (Karpathy dataset_flickr30k.json; caption pretraining rows under a "
+                            "pretrain head)", _VL_REQUIRES, _VL_USES),
     "refcoco": SourceKind("RefCOCO / RefCOCO+ / RefCOCOg refs + COCO instances", _VL_REQUIRES, _VL_USES),
     "visual7w": SourceKind("Visual7W pointing JSON", _VL_REQUIRES, _VL_USES),
     "guesswhat": SourceKind("GuessWhat?! games jsonl", _VL_REQUIRES, _VL_USES),

@@ -29,9 +29,9 @@ def num_classes_of(task, cfg: ExperimentConfig) -> int | None:
 
         return len(world_class_names(src.name))
     if src.kind in VL_FORMAT_KINDS:
-        from .data.formats.vl.source import HEAD_TYPES
+        from .data.formats.vl.source import data_head_type
 
-        return {"vqa": None, "nlvr": 2, "snli-ve": 3}.get(HEAD_TYPES[src.kind], 1)
+        return {"vqa": None, "nlvr": 2, "snli-ve": 3}.get(data_head_type(task, cfg), 1)
     if src.kind == "coco_detection":
         return None  # the categories of the instances file
     if src.kind == "glue":
@@ -55,9 +55,9 @@ def _data_head(task, cfg: ExperimentConfig) -> tuple[str | None, int | None, str
 
         return world_task_info(src.name)
     if src.kind in VL_FORMAT_KINDS:
-        from .data.formats.vl.source import HEAD_TYPES
+        from .data.formats.vl.source import data_head_type
 
-        return HEAD_TYPES[src.kind], cfg.model.encoders.regions.feature_dim or NOMINAL_REGION_DIM, None
+        return data_head_type(task, cfg), cfg.model.encoders.regions.feature_dim or NOMINAL_REGION_DIM, None
     if src.kind == "coco_detection":
         from .data.formats.coco_detection import HEAD_TYPE
 

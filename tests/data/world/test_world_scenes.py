@@ -63,6 +63,17 @@ def test_scene_attributes_and_counts_are_honoured():
         make_scene(0, 5, n_objects=7)
 
 
+def test_background_grey_moves_only_the_background():
+    base = [make_scene(3, i, image_size=48) for i in range(40)]
+    light = [make_scene(3, i, image_size=48, background_grey=(140.0, 200.0)) for i in range(40)]
+    assert all(a.objects == b.objects for a, b in zip(base, light))  # the same draws for everything else
+    levels = [np.mean(s.background.rgb) for s in light]
+    assert min(levels) > 140 - 13 and max(levels) < 200 + 13  # the grey level +- the tint
+    assert max(np.mean(s.background.rgb) for s in base) < 110 + 13
+    with pytest.raises(ValueError, match="background_grey"):
+        make_scene(3, 0, background_grey=(200.0, 100.0))
+
+
 def test_relations_follow_centres():
     scene = make_scene(2, 9, n_objects=5)
     rels = set(scene.relations())

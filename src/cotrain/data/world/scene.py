@@ -158,9 +158,14 @@ def size_range(size: str, image_size: int) -> tuple[int, int]:
     return a, max(a, int(round(hi * image_size)))
 
 
-def make_background(rng: np.random.Generator) -> Background:
-    """A random background (grey-ish with a tint, so every palette colour stands out)."""
-    grey = rng.uniform(45.0, 110.0)
+BACKGROUND_GREY: tuple[float, float] = (45.0, 110.0)  # the default range of a background's grey level
+
+
+def make_background(rng: np.random.Generator, grey: tuple[float, float] = BACKGROUND_GREY) -> Background:
+    """A random background (grey-ish with a tint, so every palette colour stands out): its grey level
+    is uniform in ``grey`` (the same random draws for any range, so the default gives the same
+    backgrounds as before the range could be chosen)."""
+    grey = rng.uniform(float(grey[0]), float(grey[1]))
     tint = rng.uniform(-12.0, 12.0, size=3)
     rgb = tuple(float(v) for v in np.clip(grey + tint, 0, 255))
     seeds = rng.integers(0, 2**62, size=2)
@@ -237,6 +242,7 @@ def make_scene(
     colours: Sequence[str] = COLOUR_NAMES,
     sizes: Sequence[str] = SIZES,
     gap: int = 1,
+    background_grey: tuple[float, float] = BACKGROUND_GREY,
 ) -> Scene:
     """The scene number ``index`` of the world ``seed``.
 
@@ -244,7 +250,7 @@ def make_scene(
     uniformly from ``shapes`` / ``colours`` / ``sizes`` and is placed at a random free position at
     least ``gap`` pixels away from every other object. When a large object does not fit any more it
     becomes small; when even that fails the whole layout is redrawn (same generator, so still
-    deterministic).
+    deterministic). ``background_grey`` is the range of the background's grey level (0-255).
     """
     for name, values, valid in (("shape", shapes, SHAPES), ("colour", colours, COLOUR_NAMES), ("size", sizes, SIZES)):
         bad = [v for v in values if v not in valid]
@@ -257,7 +263,9 @@ def make_scene(
         count = int(n_objects)
     if not 0 <= count <= MAX_OBJECTS:
         raise ValueError(f"n_objects must lie in 0..{MAX_OBJECTS}, got {count}")
-    background = make_background(rng)
+    if not 0.0 <= background_grey[0] <= background_grey[1] <= 255.0:
+        raise ValueError(f"background_grey must be [lo, hi] with 0 <= lo <= hi <= 255, got {background_grey}")
+    background = make_background(rng, background_grey)
     for _attempt in range(100):
         objects: list[SceneObject] = []
         taken = np.zeros((0, 4), dtype=np.int64)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from cotrain.data.errors import DataError
 from cotrain.data.formats.vl.assemble import (
-    assemble_entailment, assemble_pairs, assemble_refexp, assemble_retrieval, assemble_vqa, box_iou, image_id_int,
-    pick_hard_negatives,
+    assemble_captions, assemble_entailment, assemble_pairs, assemble_refexp, assemble_retrieval, assemble_vqa, box_iou,
+    image_id_int, pick_hard_negatives,
 )
+from cotrain.data.formats.vl.captions import read_captions
 from cotrain.data.formats.vl.images import ImageFolderStore
 from cotrain.data.formats.vl.records import (
     CaptionRecord, EntailRecord, MissingImageError, PairRecord, RefRecord, VQARecord,
@@ -221,3 +224,85 @@ def test_pick_hard_negatives_ties_go_to_the_lower_index():
 def test_box_iou():
     np.testing.assert_allclose(box_iou(REF_BOXES[:4], REF_BOXES[0])[:, 0], [1, 0.8, 0, 0.5], atol=1e-6)
     assert box_iou(np.zeros((2, 4)), np.zeros((1, 4))).tolist() == [[0], [0]]
+
+
+# ------------------------------------------------------------------ caption images found by their own file names
+EMOJI = {  # (filepath, filename) of the Karpathy entry -> where the file is, its colour
+    0: ("train2014", "emoji_0203c_0.jpg", "train2014/emoji_0203c_0.jpg", (250, 0, 0)),
+    1: ("train2014", "emoji_0203c_1.jpg", "train2014/emoji_0203c_1.jpg", (0, 250, 0)),
+    2: ("train2014", "emoji_0203c_2.jpg", "train2014/emoji_0203c_2.jpg", (0, 0, 250)),
+    3: ("val2014", "emoji_0203c_0.jpg", "val2014/emoji_0203c_0.jpg", (250, 250, 0)),  # a name train2014 has too
+    4: ("val2014", "emoji_0204a_0.jpg", "emoji_0204a_0.jpg", (0, 250, 250)),  # <images>/<filename> fallback
+}
+
+
+def _jpg(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (20, 10), rgb).save(path)
+
+
+def _colour_of(pixels) -> np.ndarray:
+    return pixels.reshape(3, -1).mean(axis=1)
+
+
+def _karpathy_emoji(tmp_path, extra=()):
+    folder = tmp_path / "images"
+    for _, _, where, rgb in EMOJI.values():
+        _jpg(folder / where, rgb)
+    _jpg(folder / "COCO_train2014_000000000001.jpg", (255, 255, 255))  # what the id lookup would take for id 1
+    entries = [{"filepath": fp, "filename": fn, "cocoid": i, "imgid": i,
+                "split": "train" if fp == "train2014" else "val",
+                "sentences": [{"raw": f"caption {k} of {fn}", "imgid": i, "sentid": 2 * i + k} for k in range(2)]}
+               for i, (fp, fn, _, _) in EMOJI.items()] + list(extra)
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps({"dataset": "coco", "images": entries}))
+    return path, folder
+
+
+def test_karpathy_images_are_found_by_filepath_and_filename(tmp_path):
+    path, folder = _karpathy_emoji(tmp_path)
+    records, _ = read_captions(path)
+    split, report, meta = assemble_captions(records, ImageFolderStore(folder, 8))
+    arrays = split.columns()
+    assert not report.skipped and meta["head_type"] == "pretrain" and "label" not in arrays
+    assert arrays["image_id"].tolist() == [i for i in EMOJI for _ in range(2)] and len(split.stores["visual"]) == 5
+    for row, image_id in enumerate(arrays["image_id"].tolist()):
+        assert np.abs(_colour_of(arrays["image"][row]) - EMOJI[image_id][3]).max() < 8, row
+    val = assemble_retrieval([r for r in records if r.split == "val"], ImageFolderStore(folder, 8), "val")
+    assert np.abs(_colour_of(val.split.columns()["image"][0]) - EMOJI[3][3]).max() < 8
+
+
+def test_karpathy_missing_image_names_the_paths_tried(tmp_path):
+    gone = {"filepath": "train2014", "filename": "emoji_0999z_0.jpg", "cocoid": 9, "split": "train",
+            "sentences": [{"raw": "lost", "sentid": 99}, {"raw": "also lost", "sentid": 100}]}
+    path, folder = _karpathy_emoji(tmp_path, [gone])
+    records, _ = read_captions(path)
+    tried = "tried train2014/emoji_0999z_0.jpg, emoji_0999z_0.jpg, any file named 'emoji_0999z_0.jpg'"
+    with pytest.raises(MissingImageError, match=f"image 9 not found .*{tried}"):
+        assemble_captions(records, ImageFolderStore(folder, 8))
+    split, report, _ = assemble_captions(records, ImageFolderStore(folder, 8), missing="skip")
+    assert len(split) == 10 and report.skipped == {"records whose image is missing": 2}
+    assert "tried train2014/emoji_0999z_0.jpg" in report.examples["records whose image is missing"][0]
+
+
+def test_coco_captions_images_are_found_by_file_name(tmp_path):
+    folder = tmp_path / "images"
+    _jpg(folder / "emoji_0203c_0.jpg", (250, 0, 0))
+    _jpg(folder / "val2014" / "emoji_0203c_1.jpg", (0, 250, 0))  # found under the folder by its name
+    _jpg(folder / "COCO_val2014_000000000011.jpg", (255, 255, 255))  # id 11 by the old lookup: never used
+    data = {"images": [{"id": 11, "file_name": "emoji_0203c_0.jpg"}, {"id": 12, "file_name": "emoji_0203c_1.jpg"},
+                       {"id": 13, "file_name": "emoji_0203c_7.jpg"}],
+            "annotations": [{"id": 1, "image_id": 11, "caption": "a red one"},
+                            {"id": 2, "image_id": 12, "caption": "green"},
+                            {"id": 3, "image_id": 11, "caption": "red again"},
+                            {"id": 4, "image_id": 13, "caption": "x"}]}
+    path = tmp_path / "captions_val2014.json"
+    path.write_text(json.dumps(data))
+    records, _ = read_captions(path, split="val")
+    split, report, _ = assemble_captions(records, ImageFolderStore(folder, 8), missing="skip")
+    arrays = split.columns()
+    assert arrays["image_id"].tolist() == [11, 12, 11] and report.skipped == {"records whose image is missing": 1}
+    for row, rgb in enumerate([(250, 0, 0), (0, 250, 0), (250, 0, 0)]):
+        assert np.abs(_colour_of(arrays["image"][row]) - rgb).max() < 8, row
+    with pytest.raises(MissingImageError, match="tried emoji_0203c_7.jpg, any file named 'emoji_0203c_7.jpg'"):
+        assemble_captions(records, ImageFolderStore(folder, 8))

@@ -59,3 +59,33 @@ def test_unreadable_and_ambiguous(tmp_path):
     assert store.get("COCO_val2014_000000000003.jpg")[0].shape == (3, 8, 8)  # the file name is not ambiguous
     with pytest.raises(DataError, match="image folder not found"):
         ImageFolderStore(tmp_path / "missing", image_size=8)
+
+
+def test_bind_looks_images_up_by_their_own_file_names(tmp_path):
+    """File names whose trailing digits are no image id (``emoji_0203c_0.jpg``: several per id prefix,
+    one name in two folders): the id lookup finds them ambiguous, the bound file names do not."""
+    _save(tmp_path / "train" / "emoji_0203c_0.jpg", (250, 0, 0))
+    _save(tmp_path / "val" / "emoji_0203c_0.jpg", (0, 250, 0))
+    _save(tmp_path / "emoji_0203c_1.jpg", (0, 0, 250))
+    _save(tmp_path / "deep" / "er" / "emoji_0204a_0.jpg", (250, 250, 0))
+    store = ImageFolderStore(tmp_path, image_size=8)
+    with pytest.raises(DataError, match="image 0 is ambiguous"):  # the old, id-based lookup
+        store.get(0)
+    assert store.bind(0, "train/emoji_0203c_0.jpg") == tmp_path / "train" / "emoji_0203c_0.jpg"
+    assert store.bind(1, "val/emoji_0203c_0.jpg") == tmp_path / "val" / "emoji_0203c_0.jpg"
+    assert store.bind("b", "val2014/emoji_0203c_1.jpg") == tmp_path / "emoji_0203c_1.jpg"  # <images>/<filename>
+    assert store.bind(3, "emoji_0204a_0.jpg") == tmp_path / "deep" / "er" / "emoji_0204a_0.jpg"  # the one of that name
+    expected = {0: (250, 0, 0), 1: (0, 250, 0), "b": (0, 0, 250), 3: (250, 250, 0)}
+    for key, rgb in expected.items():  # JPEG: within a few levels
+        assert np.abs(store.get(key)[0].reshape(3, -1).mean(axis=1) - rgb).max() < 8, key
+    assert 0 in store and "000" in store  # the bound key, in any of its forms
+    assert store.bind(0, "train/emoji_0203c_0.jpg") is not None  # the same name again is fine
+    with pytest.raises(DataError, match="two file names"):
+        store.bind(0, "val/emoji_0203c_0.jpg")
+    with pytest.raises(DataError, match="several files elsewhere are named 'emoji_0203c_0.jpg'"):
+        store.bind(5, "test/emoji_0203c_0.jpg")
+    assert store.bind(6, "val2014/gone.jpg") is None and 6 not in store
+    assert store.tried(6) == "tried val2014/gone.jpg, gone.jpg, any file named 'gone.jpg' under the folder"
+    with pytest.raises(MissingImageError, match="image 6 not found .tried val2014/gone.jpg, gone.jpg"):
+        store.get(6)
+    assert store.tried(7) is None

@@ -179,6 +179,28 @@ def test_coco_captions_carve_retrieval_pools_by_image(tmp_path):
         build_all_task_data(cfg_for(tmp_path, given))
 
 
+def test_coco_captions_under_a_pretrain_head_give_pretraining_rows(tmp_path):
+    from cotrain.data.formats.vl.source import data_head_type
+    from cotrain.info import num_classes_of
+
+    src = {"kind": "coco_captions", "files": {"all": {"karpathy": karpathy(tmp_path, n_images=20)}},
+           "regions": str(tmp_path / "feats"), "val_fraction": 0.25, "test_fraction": 0.25}
+    plain = cfg_for(tmp_path, src)
+    raw = plain.model_dump()
+    raw["model"]["heads"] = {"vqa": {"type": "pretrain"}}
+    cfg = config_from_dict(raw)
+    assert data_head_type(plain.tasks[0], plain) == "retrieval" and data_head_type(cfg.tasks[0], cfg) == "pretrain"
+    assert num_classes_of(cfg.tasks[0], cfg) == 1
+    d = build_all_task_data(cfg)[0]["vqa"]
+    assert d.meta["head_type"] == "pretrain" and d.class_names == ["caption"]
+    for s in ("train", "val", "test"):  # one row per caption with its own image, all 5 captions of an image
+        split = getattr(d, s)
+        ids = split.arrays["image_id"]
+        assert ids.ndim == 1 and "label" not in split.arrays and split.column("regions").shape == (len(ids), 36, 6)
+        assert sorted(np.bincount(ids)[np.unique(ids)].tolist()) == [5] * len(np.unique(ids))
+    assert len(d.train.arrays["image_id"]) == 50 and d.meta["skipped"] == {"train": {}, "val": {}, "test": {}}
+
+
 def test_nlvr2_train_file_carves_by_image_set(tmp_path):
     rows = []
     for set_id in range(30):

@@ -1,4 +1,4 @@
-"""The twelve V&L tasks of the world: contract (docs/vl-contract.md), determinism, splits, cache."""
+"""The V&L tasks of the world: contract (docs/vl-contract.md), determinism, splits, cache."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def test_task_table():
     assert {heads[n] for n in groups["G1"]} == {"vqa"} and {heads[n] for n in groups["G2"]} == {"retrieval"}
     assert {heads[n] for n in groups["G3"]} == {"refexp"}
     assert heads["nlvr"] == "nlvr" and heads["snli-ve"] == "snli-ve"
+    pretrain = {n: (t.head_type, t.pool) for n, t in VL_TASKS.items() if t.group == "pretrain"}
+    assert pretrain == {"captions": ("pretrain", "cc"), "captions-shift": ("pretrain", "cc-shift")}
 
 
 @pytest.mark.parametrize("name", list(VL_TASKS))
@@ -54,7 +56,8 @@ def test_arrays_follow_the_contract(small, name):
     assert td.meta["generator_version"] == vl_build.VL_GENERATOR_VERSION
     assert td.multilabel == (head == "vqa")
     expected_classes = {"retrieval": ["match"], "refexp": ["region"], "nlvr": ["false", "true"],
-                        "snli-ve": ["entailment", "neutral", "contradiction"]}
+                        "snli-ve": ["entailment", "neutral", "contradiction"],
+                        "pretrain": ["background", "circle", "square", "triangle", "diamond", "cross", "star"]}
     if head == "vqa":
         assert td.class_names == (GQA_ANSWERS if name == "gqa" else VQA_ANSWERS)
     else:
@@ -76,6 +79,10 @@ def test_arrays_follow_the_contract(small, name):
         assert real.min() >= 0 and real.max() <= 1
         assert (real[:, 2] > real[:, 0]).all() and (real[:, 3] > real[:, 1]).all()
         assert a["regions"].min() >= 0 and a["regions"].max() <= 1
+        if head == "pretrain":  # no label; region classes in the store
+            assert "label" not in a and a["region_classes"].shape == (n, r, len(td.class_names))
+            assert a["region_classes"].dtype == np.float32
+            continue
         y = a["label"]
         if head == "vqa":
             assert y.dtype == np.float32 and y.shape == (n, len(td.class_names))

@@ -26,9 +26,13 @@ integer keys (and all-digit strings) keep their value, any other key (GQA's ``n1
 run, so a clean-split check can compare ids across splits. ``meta["image_keys"]`` maps every id of
 the split back to its key; ``meta["ids"]`` lists the record ids in row order.
 
-A record whose image is missing from ``visual`` raises :class:`MissingImageError` naming the record
-and the image with ``missing="fail"``; with ``missing="skip"`` it is left out and counted in the
-returned :class:`ReadReport`. Each assembler returns :class:`Assembled` ``(split, report, meta)``.
+A record that names its image file (``CaptionRecord.file_name``) is looked up by that name in an
+image folder (:meth:`~cotrain.data.formats.vl.images.ImageFolderStore.bind`: ``<images>/<file_name>``,
+else ``<images>/<base name>``, else the one file of that name under the folder), other records by
+their image id. A record whose image is missing from ``visual`` raises :class:`MissingImageError`
+naming the record, the image and the paths tried with ``missing="fail"``; with ``missing="skip"``
+it is left out and counted in the returned :class:`ReadReport`. Each assembler returns
+:class:`Assembled` ``(split, report, meta)``.
 """
 
 from __future__ import annotations
@@ -110,18 +114,25 @@ def _normalise(box, size: tuple[int, int], where: str, source: str) -> np.ndarra
 
 
 def _keep(records, reader: _Reader, keys_of: Callable, name_of: Callable, missing: str) -> tuple[list, ReadReport]:
+    """The records whose images the visual source has. A record naming its image file
+    (``file_name``) is looked up by that name in an image folder (:meth:`ImageFolderStore.bind`)."""
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
     kept, report = [], ReadReport()
     for r in records:
+        if reader.is_image and getattr(r, "file_name", None):
+            reader.visual.bind(r.image_id, r.file_name)
         absent = [k for k in keys_of(r) if k not in reader]
         if not absent:
             kept.append(r)
-        elif missing == "fail":
-            raise MissingImageError(f"{name_of(r)}: image {absent[0]!r} not found in {reader.visual!r}",
+            continue
+        tried = reader.visual.tried(absent[0]) if reader.is_image else None  # the paths looked at
+        if missing == "fail":
+            more = f" ({tried})" if tried else ""
+            raise MissingImageError(f"{name_of(r)}: image {absent[0]!r} not found in {reader.visual!r}{more}",
                                     r.source or None)
-        else:
-            report.add("records whose image is missing", f"{name_of(r)} (image {absent[0]!r})")
+        shown = f"image {absent[0]!r}" + (f": {tried}" if tried else "")
+        report.add("records whose image is missing", f"{name_of(r)} ({shown})")
     return kept, report
 
 
@@ -363,3 +374,17 @@ def assemble_retrieval(records: Sequence[CaptionRecord], visual, split: str, max
     out = _finish(kept, keys, texts, ids, reader, "retrieval", report, {"label": label}, cache, rows, index, store)
     out.meta["hard_negatives"] = {key: [images[j] for j in neg[i]] for i, key in enumerate(images)}
     return out
+
+
+def assemble_captions(records: Sequence[CaptionRecord], visual, max_regions: int = 36, *, missing: str = "fail",
+                      cache: StoreCache | None = None) -> Assembled:
+    """Caption pretraining (Conceptual Captions; COCO / Flickr30k captions read for a ``pretrain``
+    head): one row per caption with its own image - ``image_id`` and ``visual_index`` ``[N]``, the
+    split's distinct images stored once - and no ``label`` (the pretraining objectives make their
+    own targets). ``meta["ids"]`` holds each row's index in ``records``."""
+    reader = _Reader(visual, max_regions)
+    kept, report = _keep(records, reader, lambda r: (r.image_id,), lambda r: f"caption of image {r.image_id!r}",
+                         missing)
+    position = {id(r): i for i, r in enumerate(records)}
+    return _finish(kept, _keys([r.image_id for r in kept]), [r.caption for r in kept],
+                   [position[id(r)] for r in kept], reader, "pretrain", report, {}, cache)

@@ -9,6 +9,13 @@ files claim (``train2014/...123.jpg`` and ``val2014/...123.jpg``) is an error wh
 With ``pattern`` (a ``str.format`` template such as ``"COCO_train2014_{:012d}.jpg"`` or
 ``"{}.png"``, relative to the folder) nothing is scanned: the key is formatted into a path.
 
+**By the record's own file name.** A record that names its file (Karpathy ``filepath`` +
+``filename``, COCO ``images[].file_name``, a Conceptual Captions row) binds its image key to that
+name (:meth:`ImageFolderStore.bind`): the key then means ``<folder>/<file name>``, else
+``<folder>/<base name>``, else the one file of that base name anywhere under the folder - never a
+file that merely ends in the same digits (``emoji_0203c_0.jpg`` is not image 0). Keys without a
+bound name keep the lookup above.
+
 :meth:`ImageFolderStore.get` returns uint8 ``[3, S, S]`` RGB (transparency over black, EXIF
 rotation applied, resized - not cropped - with bicubic filtering) and the original ``(width,
 height)`` after EXIF rotation. A missing image raises
@@ -44,6 +51,7 @@ class ImageFolderStore:
         self.pattern = pattern
         self._files: dict[ImageKey, Path | object] | None = None
         self._claims: dict[ImageKey, list[Path]] = {}
+        self._bound: dict[ImageKey, tuple[str, Path | None, list[str]]] = {}  # key -> (name, file, tried)
 
     def __repr__(self) -> str:
         return f"ImageFolderStore({str(self.folder)!r}, image_size={self.image_size}, pattern={self.pattern!r})"
@@ -69,7 +77,42 @@ class ImageFolderStore:
             self._files = files
         return self._files
 
+    def bind(self, key: object, file_name: str) -> Path | None:
+        """From now on look image ``key`` up by its file name ``file_name`` (relative to the folder):
+        ``<folder>/<file_name>``, else ``<folder>/<base name>``, else the one file of that base name
+        anywhere under the folder. Returns the file, or None when there is none (the key is then
+        missing, and :meth:`path` names where it was looked for). DataError when the key is bound
+        to another name already, or when several files elsewhere share the base name."""
+        k = normalize_image_key(key)
+        name = str(file_name).replace("\\", "/").lstrip("/")
+        if k in self._bound:
+            if self._bound[k][0] != name:
+                raise DataError(f"image {key!r} is named by two file names: {self._bound[k][0]!r} and {name!r}",
+                                self.folder)
+            return self._bound[k][1]
+        base = name.rsplit("/", 1)[-1]
+        tried = list(dict.fromkeys([name, base]))
+        hit = next((self.folder / t for t in tried if (self.folder / t).is_file()), None)
+        if hit is None and base:
+            found = self._index().get(base)
+            if found is _AMBIGUOUS:
+                shown = ", ".join(str(p.relative_to(self.folder)) for p in self._claims.get(base, [])[:4])
+                raise DataError(f"image {key!r}: no file {' or '.join(tried)}, and several files elsewhere are "
+                                f"named {base!r} ({shown})", self.folder)
+            hit = found if isinstance(found, Path) else None
+            tried.append(f"any file named {base!r} under the folder")
+        self._bound[k] = (name, hit, tried)
+        return hit
+
+    def tried(self, key: object) -> str | None:
+        """Where a bound key was looked for (``"tried a/b.jpg, b.jpg, ..."``), None for other keys."""
+        bound = self._bound.get(normalize_image_key(key))
+        return None if bound is None else "tried " + ", ".join(bound[2])
+
     def _find(self, key: object) -> Path | None:
+        bound = self._bound.get(normalize_image_key(key))
+        if bound is not None:
+            return bound[1]
         if self.pattern is not None:
             k = normalize_image_key(key)
             try:
@@ -91,7 +134,8 @@ class ImageFolderStore:
         """The file of image ``key``; MissingImageError when there is none."""
         path = self._find(key)
         if path is None:
-            how = f"no file {self.pattern.format(normalize_image_key(key))}" if self.pattern else "no matching file"
+            how = self.tried(key) or (f"no file {self.pattern.format(normalize_image_key(key))}" if self.pattern
+                                      else "no matching file")
             raise MissingImageError(f"image {key!r} not found ({how})", self.folder)
         return path
 

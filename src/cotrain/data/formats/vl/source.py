@@ -15,7 +15,8 @@ split that has one is an error naming both, since it would do nothing.
 | vqa_v2 | ``questions``, ``annotations`` | vqa |
 | gqa | ``questions`` | vqa |
 | vg_qa | ``qa`` (question_answers.json; no split of its own: val / test carved) | vqa |
-| coco_captions, flickr30k | ``karpathy`` (dataset_*.json) or ``captions`` (COCO captions_*.json) | retrieval |
+| coco_captions, flickr30k | ``karpathy`` (dataset_*.json) or ``captions`` (COCO captions_*.json) | retrieval (pretrain under a ``pretrain`` head) |
+| conceptual_captions | ``captions`` (the caption<TAB>image TSV) | pretrain |
 | refcoco | ``refs`` (refs(unc).p or .json), ``instances`` | refexp |
 | visual7w | ``pointing`` (dataset_v7w_pointing.json) | refexp |
 | guesswhat | ``games`` (guesswhat.*.jsonl[.gz]) | refexp |
@@ -29,7 +30,14 @@ reference it by ``visual_index``): in memory when small, else written to and mem
 ``<data root>/stores/<fingerprint>/`` (:func:`store_cache`), where the next run over the same
 files finds it. The VQA answer vocabulary comes from the train split (``answer_min_count``, ``answer_top_k``).
 What was skipped (missing images with ``missing: skip``, answers outside the vocabulary, ...) is
-printed as a one-line report per split.
+printed as a one-line report per split and counted in ``meta["skipped"][split]`` (reason → rows).
+A Conceptual Captions source always skips the rows whose image file is missing (a web dataset's
+dead links), whatever ``missing`` says.
+
+The head the data is for is :func:`data_head_type`: the kind's (``HEAD_TYPES``), except that a
+COCO / Flickr30k caption source whose task's head is configured ``type: pretrain`` gives caption
+pretraining rows (one per caption, no label, :func:`~.assemble.assemble_captions`) instead of
+retrieval rows.
 """
 
 from __future__ import annotations
@@ -47,16 +55,32 @@ from .records import ENTAILMENT_LABELS
 SPLITS = ("train", "val", "test")
 HEAD_TYPES = {
     "vqa_v2": "vqa", "gqa": "vqa", "vg_qa": "vqa", "coco_captions": "retrieval", "flickr30k": "retrieval",
+    "conceptual_captions": "pretrain",
     "refcoco": "refexp", "visual7w": "refexp", "guesswhat": "refexp", "nlvr2": "nlvr", "snli_ve": "snli-ve",
 }
 ROLES = {
     "vqa_v2": ("questions", "annotations"), "gqa": ("questions",), "vg_qa": ("qa",),
     "coco_captions": ("karpathy", "captions"), "flickr30k": ("karpathy", "captions"),
+    "conceptual_captions": ("captions",),
     "refcoco": ("refs", "instances"), "visual7w": ("pointing",), "guesswhat": ("games",),
     "nlvr2": ("statements",), "snli_ve": ("pairs",),
 }
 STORE_MIN_BYTES = 64 << 20  # a split's visual store at least this large is cached on disk (see store_cache)
 MAIN_ROLES = {"coco_captions": ("karpathy", "captions"), "flickr30k": ("karpathy", "captions")}  # else ROLES[kind][0]
+PRETRAIN_CAPTION_KINDS = ("coco_captions", "flickr30k")  # caption sources a pretrain head reads as pretraining rows
+CLASS_NAMES = {"retrieval": ["match"], "refexp": ["region"], "nlvr": ["false", "true"],
+               "snli-ve": list(ENTAILMENT_LABELS), "pretrain": ["caption"]}  # vqa: the answers
+
+
+def data_head_type(task, cfg) -> str:
+    """The head kind the data of a real V&L task is for: its kind's (:data:`HEAD_TYPES`), or
+    ``pretrain`` for a COCO / Flickr30k caption source whose head (``model.heads.<key>.type``) is
+    a pretrain head."""
+    kind = task.source.kind
+    head = cfg.model.heads.get(task.head_key)
+    if kind in PRETRAIN_CAPTION_KINDS and head is not None and head.type == "pretrain":
+        return "pretrain"
+    return HEAD_TYPES[kind]
 
 
 def _file(src, split: str, role: str, kind: str) -> str | None:
@@ -81,7 +105,7 @@ def _check_files(src, kind: str) -> None:
 def _reader(kind: str, src):
     """``read(where, split)`` → the records of the files under ``source.files[where]``; ``split``
     None lets the records keep their own split (from the file) or none."""
-    from . import captions, nlvr, refexp, snli_ve, vqa
+    from . import captions, conceptual, nlvr, refexp, snli_ve, vqa
 
     f = lambda where, role: _file(src, where, role, kind)  # noqa: E731
     return {
@@ -90,6 +114,7 @@ def _reader(kind: str, src):
         "vg_qa": lambda w, s: vqa.read_vg_qa(f(w, "qa"), split=s),
         "coco_captions": lambda w, s: captions.read_captions(f(w, "karpathy") or f(w, "captions"), split=s)[0],
         "flickr30k": lambda w, s: captions.read_captions(f(w, "karpathy") or f(w, "captions"), split=s)[0],
+        "conceptual_captions": lambda w, s: conceptual.read_conceptual_captions(f(w, "captions"), split=s)[0],
         "refcoco": lambda w, s: refexp.read_refcoco(f(w, "refs"), f(w, "instances"))[0],
         "visual7w": lambda w, s: refexp.read_visual7w_pointing(f(w, "pointing"))[0],
         "guesswhat": lambda w, s: refexp.read_guesswhat(f(w, "games"), split=s)[0],
@@ -201,35 +226,36 @@ def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
     visual = _visual(src, cfg.model.encoders.image.image_size)
     r_max = cfg.model.encoders.regions.max_regions
     cache = store_cache(cfg)
-    head = HEAD_TYPES[kind]
+    head = data_head_type(task, cfg)
+    missing = "skip" if kind == "conceptual_captions" else src.missing
     vocab = build_answer_vocab(per["train"], min_count=src.answer_min_count, top_k=src.answer_top_k) if head == "vqa" else None
-    splits, meta = {}, {}
+    splits, meta, skipped = {}, {}, {}
     for s in SPLITS:
         recs = per[s]
         if head == "vqa":
-            out = assemble.assemble_vqa(recs, visual, vocab, r_max, missing=src.missing, cache=cache)
+            out = assemble.assemble_vqa(recs, visual, vocab, r_max, missing=missing, cache=cache)
             by_id = {r.question_id: r for r in recs}
             raw = [(list(by_id[q].answers) * 10)[:10] if by_id[q].answers else [""] * 10 for q in out.meta["ids"]]
             out.arrays["answers_raw"] = np.asarray(raw, dtype=str)
         elif head == "retrieval":
-            out = assemble.assemble_retrieval(recs, visual, s, r_max, seed=seed, missing=src.missing, cache=cache)
+            out = assemble.assemble_retrieval(recs, visual, s, r_max, seed=seed, missing=missing, cache=cache)
         elif head == "refexp":
-            out = assemble.assemble_refexp(recs, visual, r_max, missing=src.missing, cache=cache)
+            out = assemble.assemble_refexp(recs, visual, r_max, missing=missing, cache=cache)
         elif head == "nlvr":
-            out = assemble.assemble_pairs(recs, visual, r_max, missing=src.missing, cache=cache)
+            out = assemble.assemble_pairs(recs, visual, r_max, missing=missing, cache=cache)
+        elif head == "pretrain":
+            out = assemble.assemble_captions(recs, visual, r_max, missing=missing, cache=cache)
         else:
-            out = assemble.assemble_entailment(recs, visual, r_max, missing=src.missing, cache=cache)
+            out = assemble.assemble_entailment(recs, visual, r_max, missing=missing, cache=cache)
         if out.report.skipped:
             print(f"[cotrain] {task.name}/{s}: {out.report.summary()}", file=sys.stderr)
-        if len(out.arrays["label"]) == 0:
+        skipped[s] = dict(out.report.skipped)
+        if len(out.split) == 0:
             raise DataError(f"task {task.name!r}: no usable {s} records remain ({out.report.summary()})")
         splits[s] = out.split
         meta = {**meta, **{k: v for k, v in out.meta.items() if k not in ("ids", "image_keys", "class_names")}}
-    classes = {
-        "vqa": vocab, "retrieval": ["match"], "refexp": ["region"], "nlvr": ["false", "true"],
-        "snli-ve": list(ENTAILMENT_LABELS),
-    }[head]
-    meta.update(head_type=head, source_kind=kind)
+    classes = vocab if head == "vqa" else CLASS_NAMES[head]
+    meta.update(head_type=head, source_kind=kind, skipped=skipped)
     if "region_dim" not in meta and "regions" in splits["train"]:
         meta["region_dim"] = int(splits["train"].stores["visual"].arrays["regions"].shape[-1])
     return TaskData(task.name, list(classes), splits["train"], splits["val"], splits["test"], meta=meta)

@@ -1,4 +1,4 @@
-"""The twelve vision-and-language tasks of the procedural world (12-in-1's four groups).
+"""The vision-and-language tasks of the procedural world (12-in-1's four groups, and pretraining).
 
 Public API::
 
@@ -7,7 +7,8 @@ Public API::
 
 ``VL_TASKS`` maps a task name to its :class:`VLTask` (group G1-G4, head type, scene pool):
 G1 ``vqa``, ``vgqa``, ``gqa``; G2 ``coco-ir``, ``flickr-ir``; G3 ``refcoco``, ``refcoco+``,
-``refcocog``, ``pointing``, ``guesswhat``; G4 ``nlvr``, ``snli-ve``. Arrays follow
+``refcocog``, ``pointing``, ``guesswhat``; G4 ``nlvr``, ``snli-ve``; and the caption pretraining
+tasks ``captions``, ``captions-shift`` (group ``pretrain``, :mod:`.captions`). Arrays follow
 ``docs/vl-contract.md``; see :mod:`.build` for the extra keys and :mod:`.scenes` for the shared scene
 pools and splits.
 """
@@ -24,7 +25,8 @@ from .build import (
 )
 from .answers import GQA_ANSWERS, VQA_ANSWERS, normalize_answer
 from .regions import REGION_DIM
-from .scenes import FLICKR_BASE, POOLS, SceneStream, pool_scene, pool_seed
+from .captions import CLASS_NAMES as REGION_CLASS_NAMES
+from .scenes import CC_BASE, CC_SHIFT_BASE, FLICKR_BASE, POOLS, SceneStream, pool_scene, pool_seed
 from .verify import NLVR_CLASSES, SNLI_VE_CLASSES
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
     "VQA_ANSWERS",
     "normalize_answer",
     "REGION_DIM",
+    "REGION_CLASS_NAMES",
+    "CC_BASE",
+    "CC_SHIFT_BASE",
     "FLICKR_BASE",
     "POOLS",
     "SceneStream",

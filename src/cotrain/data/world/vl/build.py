@@ -1,7 +1,8 @@
-"""``build_vl_world_task``: generate (or load from the cache) one of the twelve V&L tasks of the world.
+"""``build_vl_world_task``: generate (or load from the cache) one of the V&L tasks of the world (the
+twelve of 12-in-1 and the two caption pretraining tasks).
 
 Arrays follow ``docs/vl-contract.md``. Every split has ``text_raw`` (str ``[N]``), ``image_id``
-(int64, the pool scene), ``label`` and ``visual_index`` (int64) into the split's store ``visual``,
+(int64, the pool scene), ``label`` (not ``pretrain``) and ``visual_index`` (int64) into the split's store ``visual``,
 which holds each scene once: ``image`` (uint8 pixels), ``regions`` (float16) / ``boxes`` /
 ``region_mask`` (the proposals, see :mod:`.regions`); pointing / guesswhat rows, whose proposals
 are their own candidates, each have their own store row. K-view tasks (``nlvr`` K = 2, retrieval
@@ -13,7 +14,9 @@ train K = 4) carry a view axis after N. Per head type:
 - ``retrieval``: ``label`` int64 ``[N]`` zeros (view 0 is the caption's image);
 - ``refexp``: ``label`` float32 ``[N, R]`` (IoU >= 0.5 with the target, else 0), ``target_box`` float32
   ``[N, 4]`` (normalised), ``target_object`` int64 ``[N]`` (index in the scene's objects);
-- ``nlvr``: ``label`` int64 ``[N]`` (0 false, 1 true); ``snli-ve``: ``label`` int64 ``[N]``.
+- ``nlvr``: ``label`` int64 ``[N]`` (0 false, 1 true); ``snli-ve``: ``label`` int64 ``[N]``;
+- ``pretrain`` (``captions``, ``captions-shift``): no ``label``; the store also holds
+  ``region_classes`` float32 ``[M, R, C]`` (see :mod:`.captions`).
 
 ``meta["extra"][split]`` holds what is not an input: ``kind`` (question kind / template form of each
 row) and, for the QA tasks, ``answers_raw`` (the annotators' answers as typed).
@@ -37,7 +40,7 @@ from ...arrays import TaskData
 from .. import build as world_build
 from ..common import MAX_SPLIT_SIZE, SPLIT_OFFSETS, SPLITS, balanced_labels, example_rng, split_indices, task_seed
 from ..scene import Scene
-from . import answers, qa, refexp, retrieval, verify
+from . import answers, captions, qa, refexp, retrieval, verify
 from .facts import has_unique_object
 from .language import sentence
 from .regions import MIN_REGIONS, REGION_DIM, iou
@@ -50,8 +53,8 @@ VL_GENERATOR_VERSION = 2  # 2: visual arrays stored once per scene (a store + vi
 
 @dataclass(frozen=True)
 class VLTask:
-    group: str  # 12-in-1's task group
-    head_type: str  # vqa | retrieval | refexp | nlvr | snli-ve
+    group: str  # 12-in-1's task group (G1-G4), or "pretrain"
+    head_type: str  # vqa | retrieval | refexp | nlvr | snli-ve | pretrain
     pool: str  # scene pool (see .scenes)
 
 
@@ -68,17 +71,21 @@ VL_TASKS: dict[str, VLTask] = {
     "guesswhat": VLTask("G3", "refexp", "coco"),
     "nlvr": VLTask("G4", "nlvr", "coco"),
     "snli-ve": VLTask("G4", "snli-ve", "flickr"),
+    "captions": VLTask("pretrain", "pretrain", "cc"),
+    "captions-shift": VLTask("pretrain", "pretrain", "cc-shift"),
 }
 # tasks that must name an object skip scenes in which every object has a twin
 ELIGIBLE = {name: has_unique_object for name in ("vgqa", "gqa", *refexp.GENERATORS)}
 
 
 def vl_class_names(name: str) -> list[str]:
+    """The task's class names: the answer vocabulary (vqa), ``match`` (retrieval), ``region``
+    (refexp), the verdicts (nlvr, snli-ve) or the region classes (pretrain: background, the shapes)."""
     head = VL_TASKS[name].head_type
     if head == "vqa":
         return list(qa.VOCAB[name])
     return {"retrieval": ["match"], "refexp": ["region"], "nlvr": list(verify.NLVR_CLASSES),
-            "snli-ve": list(verify.SNLI_VE_CLASSES)}[head]
+            "snli-ve": list(verify.SNLI_VE_CLASSES), "pretrain": list(captions.CLASS_NAMES)}[head]
 
 
 def task_stream(name: str, seed: int, image_size: int) -> SceneStream:
@@ -208,15 +215,16 @@ def _gen_snli(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
 
 
 _GENERATORS = {"vqa": _gen_qa, "retrieval": _gen_retrieval, "refexp": _gen_refexp, "nlvr": _gen_nlvr,
-               "snli-ve": _gen_snli}
-REQUIRED = {
-    "vqa": ("answers", "about_object", "answer_type"),
-    "retrieval": (),
-    "refexp": ("target_box", "target_object"),
-    "nlvr": (),
-    "snli-ve": (),
+               "snli-ve": _gen_snli, "pretrain": captions.generate_captions}
+REQUIRED = {  # the row arrays a cached split must hold beyond COMMON_KEYS
+    "vqa": ("label", "answers", "about_object", "answer_type"),
+    "retrieval": ("label",),
+    "refexp": ("label", "target_box", "target_object"),
+    "nlvr": ("label",),
+    "snli-ve": ("label",),
+    "pretrain": captions.REQUIRED,
 }
-COMMON_KEYS = ("text_raw", "image_id", "visual_index", "label")
+COMMON_KEYS = ("text_raw", "image_id", "visual_index")
 
 
 def vl_cache_key(name: str, params: dict) -> str:

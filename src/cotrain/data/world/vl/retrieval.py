@@ -132,7 +132,8 @@ def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tu
         facts.append(("bg", tone))
     i = int(rng.integers(f.k))
     da = random_desc(rng, objs[i], 0.95)
-    big = pick(rng, ("big ", "large ", "")) if "size" not in da else ""
+    # "big" only of a large object (always so in the flickr pool; the captions pools have small ones)
+    big = pick(rng, ("big ", "large ", "")) if "size" not in da and objs[i].size == "large" else ""
     np_a = big + noun_phrase(rng, da, post=False)
     a = _a(np_a)
     verb = pick(rng, FLICKR_VERBS)
@@ -156,7 +157,8 @@ def flickr_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, list[tu
         facts += [("rel", da, rel, db)]
     else:
         count = NUMBER_WORDS[f.k]
-        text = f"{count} large shapes {pick(rng, FLICKR_VERBS_PL)} side by side{backdrop}, among them {a} and {b}"
+        large = "large " if all(o.size == "large" for o in objs) else ""
+        text = f"{count} {large}shapes {pick(rng, FLICKR_VERBS_PL)} side by side{backdrop}, among them {a} and {b}"
         facts += [("nobj", f.k), ("exists", da), ("exists", db)]
     return sentence(text), facts
 

@@ -2,12 +2,19 @@
 
 **Pools.** Like COCO, scenes belong to a pool, not to a task: scene ``image_id`` of the world
 ``seed`` is ``make_scene(pool_seed(seed), image_id, ...)`` with the pool's scene parameters, the same
-in every task that uses it. Two pools exist:
+in every task that uses it. Four pools exist:
 
 - ``coco`` (``image_id`` 0 ..): 2-6 objects of both sizes, used by ``vqa``, ``vgqa``, ``gqa``,
   ``coco-ir``, the five referring-expression tasks and ``nlvr``;
 - ``flickr`` (``image_id`` from :data:`FLICKR_BASE`): 1-3 large objects, used by ``flickr-ir`` and
-  ``snli-ve`` (as SNLI-VE is built on Flickr30k images).
+  ``snli-ve`` (as SNLI-VE is built on Flickr30k images);
+- ``cc`` (``image_id`` from :data:`CC_BASE`): the ``coco`` distribution (2-6 objects of both sizes,
+  backgrounds of grey level 45-110) at image ids of its own, for the pretraining task ``captions``
+  (Conceptual Captions' role: pretraining never sees a downstream image);
+- ``cc-shift`` (``image_id`` from :data:`CC_SHIFT_BASE`): a shifted distribution for
+  ``captions-shift``: 3-6 objects, all small, on light backgrounds (grey level 140-200, where every
+  other pool has 45-110), so both the background crops and the object crops of the region
+  features move (brighter, and objects fill less of a proposal).
 
 **Streams.** Each task walks its pool in ``image_id`` order. A task-keyed hash ``u(task, id)`` in
 [0, 1) says whether the task uses scene ``id`` at all (``u < share``, the pool's share rate) and in
@@ -32,10 +39,12 @@ from typing import Callable
 import numpy as np
 
 from ..common import task_seed
-from ..scene import SIZES, Scene, make_scene
+from ..scene import BACKGROUND_GREY, SIZES, Scene, make_scene
 
 POOL_NAME = "vl-scene-pool"
 FLICKR_BASE = 1 << 32
+CC_BASE = 2 << 32
+CC_SHIFT_BASE = 3 << 32
 SPLIT_FRACTIONS: dict[str, float] = {"test": 0.15, "val": 0.15, "train": 0.70}
 CHUNK = 4096
 
@@ -47,12 +56,16 @@ class Pool:
     n_objects: tuple[int, int]
     sizes: tuple[str, ...]
     share: float  # fraction of the pool's scenes one task uses
+    background_grey: tuple[float, float] = BACKGROUND_GREY  # range of the background's grey level
 
 
 POOLS: dict[str, Pool] = {
     "coco": Pool("coco", 0, (2, 6), tuple(SIZES), 0.075),
     "flickr": Pool("flickr", FLICKR_BASE, (1, 3), ("large",), 0.5),
+    "cc": Pool("cc", CC_BASE, (2, 6), tuple(SIZES), 0.5),
+    "cc-shift": Pool("cc-shift", CC_SHIFT_BASE, (3, 6), ("small",), 0.5, (140.0, 200.0)),
 }
+_BY_BASE = sorted(POOLS.values(), key=lambda p: p.base, reverse=True)
 
 
 def pool_seed(seed: int) -> int:
@@ -61,7 +74,8 @@ def pool_seed(seed: int) -> int:
 
 
 def pool_of(image_id: int) -> Pool:
-    return POOLS["flickr"] if int(image_id) >= FLICKR_BASE else POOLS["coco"]
+    """The pool an image id belongs to (the one with the largest base at most ``image_id``)."""
+    return next(p for p in _BY_BASE if int(image_id) >= p.base)
 
 
 @lru_cache(maxsize=8192)
@@ -70,7 +84,8 @@ def pool_scene(seed: int, image_id: int, image_size: int) -> Scene:
     mutate the returned scene."""
     pool = pool_of(image_id)
     return make_scene(
-        pool_seed(seed), int(image_id), image_size=int(image_size), n_objects=pool.n_objects, sizes=pool.sizes
+        pool_seed(seed), int(image_id), image_size=int(image_size), n_objects=pool.n_objects, sizes=pool.sizes,
+        background_grey=pool.background_grey,
     )
 
 
