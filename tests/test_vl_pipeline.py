@@ -5,6 +5,7 @@ inference from the API and the CLI."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -77,6 +78,20 @@ def test_training_reports_each_head_metric(trained):
         assert 0.0 <= r["value"] <= 1.0 and r["n"] == 12
     assert trainer.model.parameter_counts()["task_tokens"] == 4 * 32  # one token per dataset
     assert trainer.warmup_steps == 1  # eta 0.1 x N = 24 / 4 tasks = 6 -> 0.6 -> 1
+
+
+def test_results_carry_the_pool_and_the_evaluation_time(trained):
+    tmp, _, data, trainer, results = trained
+    images = len(np.unique(data["coco-ir"].test.arrays["image_id"]))
+    r = results["coco-ir"]
+    assert r["pool"] == {"images": images, "captions": 12} and r["scoring"] == "full trunk on every pair"
+    assert r["pairs"] == images * 12 and r["chance_details"]["c2i_r1"] == pytest.approx(1 / images, abs=1e-5)
+    saved = json.loads((tmp / "run" / "results.json").read_text())
+    assert all(saved[t]["eval_time_s"] == results[t]["eval_time_s"] >= 0 for t in TASKS)
+    test = [r for r in (json.loads(x) for x in (tmp / "run" / "log.jsonl").read_text().splitlines())
+            if r["kind"] == "eval" and r["split"] == "test"]
+    assert test[-1]["coco-ir/pool_images"] == images and test[-1]["coco-ir/pool_captions"] == 12
+    assert trainer.history[-1]["coco-ir/pool_images"] == images
 
 
 def test_eval_cli_matches_training_results(trained, capsys):
@@ -185,8 +200,15 @@ def test_cli_train_with_dsg_and_the_default_progress_bar(tmp_path, capsys):
     assert main(["train", str(cfg_file)]) == 0
     captured = capsys.readouterr()
     assert "64/64" in captured.err and "tasks beat chance" in captured.out
+    assert re.search(r"coco-ir test pool \d+x12: .*pair/s", captured.err)  # the pool's own progress bar
+    assert "s of it); test evaluation " in captured.out  # training time apart from the test evaluation's
+    lines = captured.out.splitlines()
+    pool = next(i for i, line in enumerate(lines) if re.match(r"coco-ir retrieval, pool \d+ images x 12 captions; full", line))
+    assert lines[pool + 1].startswith("  caption->image R@1 ") and lines[pool + 2].startswith("  image->caption R@1 ")
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any(r.get("dsg_change") == "stop" for r in log if r["kind"] == "dsg")
+    val = [r for r in log if r["kind"] == "dsg" and "coco-ir/recall" in r]
+    assert val and all(r["coco-ir/pool_images"] >= 1 and r["coco-ir/pool_captions"] == 12 for r in val)
 
 
 def test_cli_predict_asks_every_repeated_question_and_echoes_it(trained, tmp_path, capsys):

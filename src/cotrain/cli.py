@@ -101,9 +101,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, data=data, tokenizer=tokenizer, resume=resume, allow_inexact_resume=args.allow_inexact_resume)
     counts = trainer.model.parameter_counts()
     print(f"[cotrain] data ready in {t_data:.1f}s; model {counts['total'] / 1e6:.2f}M parameters; starting at step {trainer.step}")
-    t1 = time.perf_counter()
     results = trainer.fit()
-    print(f"[cotrain] trained in {time.perf_counter() - t1:.1f}s; checkpoint {trainer.last_checkpoint}")
+    tm = trainer.timing
+    print(f"[cotrain] trained in {tm.get('train_s', 0.0):.1f}s (validation {tm.get('val_s', 0.0):.1f}s of it); "
+          f"test evaluation {tm.get('test_s', 0.0):.1f}s; checkpoint {trainer.last_checkpoint}")
     print(format_results(results, {s.name: s for s in trainer.specs}))
     beat = sum(r["value"] > r["chance"] for r in results.values())
     print(f"[cotrain] {beat}/{len(results)} tasks beat chance; total wall time {time.perf_counter() - t0:.1f}s")
@@ -145,11 +146,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = {
         t.name: evaluate_task(
             pred.model, t.name, data[t.name], pred.spec(t.name).metric, args.split, t.eval_batch_size or 128,
-            options=cfg.run, transforms=build_transforms(t.transforms, pred.tokenizer),
+            options=cfg.run, transforms=build_transforms(t.transforms, pred.tokenizer), retrieval=t.retrieval,
         )
         for t in cfg.tasks
     }
-    print(f"[cotrain] {pred.checkpoint} on {args.split}")
+    seconds = sum(r["eval_time_s"] for r in results.values())
+    print(f"[cotrain] {pred.checkpoint} on {args.split}, evaluated in {seconds:.1f}s")
     print(format_results(results, pred.specs))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -171,7 +173,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         data_root=args.data_root,
     )
     print(f"[cotrain] fine-tuned {args.task} from {args.checkpoint} ({transfer['copied']} tensors transferred, "
-          f"{transfer['skipped']} new) in {time.perf_counter() - t0:.1f}s; checkpoint {trainer.last_checkpoint}")
+          f"{transfer['skipped']} new) in {time.perf_counter() - t0:.1f}s (test evaluation "
+          f"{trainer.timing.get('test_s', 0.0):.1f}s of it); checkpoint {trainer.last_checkpoint}")
     print(format_results(results, {s.name: s for s in trainer.specs}))
     return 0
 

@@ -202,8 +202,8 @@ class RetrievalConfig(_Strict):
         "multiple_choice: 12-in-1's K-way softmax over the alignment scores; contrastive: image-to-text and text-to-image "
         "InfoNCE over the batch on the pooled single-stream states; both: their sum"))
     temperature: float = Field(0.07, gt=0.0, description="contrastive: the InfoNCE temperature")
-    rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k with the full trunk (null: the full trunk on every pair)")
-    test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test pool (with their captions), for quick runs; null: the whole split (named in the results when set)")
+    rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k images (and each image's top k captions) with the full trunk (null: the full trunk on every pair)")
+    test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test split's pool (a fixed seeded choice, with all their captions), for quick runs; null: the whole split (named in the results when set)")
 
 
 class TaskConfig(_Strict):

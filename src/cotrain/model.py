@@ -23,6 +23,7 @@ from cotrain.encoders import build_encoder, encode, entry, views_of
 from cotrain.errors import InputError
 from cotrain.heads import build_head, head_class
 from cotrain.heads.common import STAT_PREFIX
+from cotrain.pair_scoring import PairScorer
 from cotrain.tasks import TaskSpec
 from cotrain.trunks import build_trunk
 from cotrain.trunks.output import Tokens, TrunkOutput
@@ -257,29 +258,13 @@ class Model(nn.Module):
 
     @torch.no_grad()
     def score_pairs(self, text: dict[str, torch.Tensor], visual: dict[str, torch.Tensor], task: str,
-                    chunk_size: int = 256) -> torch.Tensor:
+                    chunk_size: int = 2048, bar=None) -> torch.Tensor:
         """Scores ``[Nt, Ni]`` of every caption of ``text`` (``{"text": [Nt, L]}``) with every image of
         ``visual`` (the task's other input, e.g. ``{"regions", "boxes", "region_mask"}`` ``[Ni, ...]``),
-        for retrieval. Each stream is encoded once; the trunk runs ``chunk_size`` pairs at a time."""
-        spec = self.spec(task)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-        if "text" not in spec.inputs or len(spec.inputs) != 2:
-            raise InputError(f"score_pairs needs a task reading text and one other input; {task!r} reads {list(spec.inputs)}")
-        other = next(k for k in spec.inputs if k != "text")
-        if views_of(other, visual):
-            raise InputError("score_pairs takes a pool of single images (no view axis)")
-        t = encode(self.encoders["text"], "text", text, task_ids=self._encoder_task_ids(task, "text", text))
-        v = encode(self.encoders[other], other, visual, task_ids=self._encoder_task_ids(task, other, visual))
-        nt, ni = t.x.shape[0], v.x.shape[0]
-        scores = torch.empty(nt * ni, dtype=t.x.dtype, device=t.x.device)
-        head = self.heads[spec.head]
-        for start in range(0, nt * ni, chunk_size):
-            idx = torch.arange(start, min(start + chunk_size, nt * ni), device=t.x.device)
-            pair = {"text": t.index(idx // ni), other: v.index(idx % ni)}
-            out = self.trunk({k: pair[k] for k in spec.inputs}, self._task_ids(task, idx.numel(), t.x.device), task=task)
-            scores[start : start + idx.numel()] = head(out)
-        return scores.view(nt, ni)
+        for retrieval. Each caption and image is encoded once (with the co-attention trunk: run up to
+        the first co-attention once); the rest of the trunk runs ``chunk_size`` pairs at a time
+        (:class:`cotrain.pair_scoring.PairScorer`); ``bar``: a progress bar advanced per pair."""
+        return PairScorer(self, task, text, visual, chunk_size).all_pairs(bar)
 
     def parameter_counts(self) -> dict[str, int]:
         """``encoders``, ``trunk`` (shared layers; the encoder–decoder trunk's per-input encoders and

@@ -129,3 +129,43 @@ def test_errors():
         recall_at_k(SCORES, CAPTION_IMAGE, ks=(0, 1))
     with pytest.raises(ValueError, match=r"\[num_captions, num_images\]"):
         recall_at_k(SCORES[0], CAPTION_IMAGE)
+
+
+def test_recall_from_ranks_leaves_out_images_without_captions():
+    from cotrain.metrics.retrieval import recall_from_ranks
+
+    r = recall_from_ranks([0, 3, 1, 7], [2, -1, 0], ks=(1, 2, 4))
+    # c2i ranks [0, 3, 1, 7]: r1 1/4, r2 2/4, r4 3/4; i2c ranks [2, 0] (the -1 image is no query): 1/2, 1/2, 2/2
+    assert r == pytest.approx({"c2i_r1": 0.25, "c2i_r2": 0.5, "c2i_r4": 0.75, "i2c_r1": 0.5, "i2c_r2": 0.5, "i2c_r4": 1.0})
+    assert recall_from_ranks(*retrieval_ranks(SCORES, CAPTION_IMAGE)) == recall_at_k(SCORES, CAPTION_IMAGE)
+
+
+def test_chance_recall_by_hand():
+    from cotrain.metrics.retrieval import chance_recall
+
+    # 4 captions: image 0 has 2, images 1 and 2 one each
+    r = chance_recall([0, 0, 1, 2], 3, ks=(1, 2, 5))
+    # c2i: K / 3, capped at 1
+    assert [r["c2i_r1"], r["c2i_r2"], r["c2i_r5"]] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    # i2c R@1: own share 2/4, 1/4, 1/4 -> mean 1/3; R@2: 1 - (2/4)(1/3) = 5/6, 1 - (3/4)(2/3) = 1/2 twice -> 11/18
+    assert r["i2c_r1"] == pytest.approx(1 / 3) and r["i2c_r2"] == pytest.approx(11 / 18) and r["i2c_r5"] == 1.0
+    # an image without captions is in the c2i pool but is no i2c query
+    r = chance_recall([0, 0, 1, 2], 4, ks=(1,))
+    assert r["c2i_r1"] == pytest.approx(1 / 4) and r["i2c_r1"] == pytest.approx(1 / 3)
+
+
+def test_chance_recall_is_the_mean_recall_over_every_ranking():
+    import itertools
+
+    from cotrain.metrics.retrieval import chance_recall
+
+    ci = np.array([0, 0, 0, 1, 2, 2])  # 6 captions x 3 images
+    totals, perms = {}, 0
+    for caps in itertools.permutations(range(6)):  # every order of the captions and of the images
+        for imgs in itertools.permutations(range(3)):
+            # every caption ranks the images in order `imgs`, every image the captions in order `caps`
+            s = -(np.argsort(caps)[:, None] * 3 + np.argsort(imgs)[None, :]).astype(float)
+            for k, v in recall_at_k(s, ci, ks=(1, 2, 3)).items():
+                totals[k] = totals.get(k, 0.0) + v
+            perms += 1
+    assert chance_recall(ci, 3, ks=(1, 2, 3)) == pytest.approx({k: v / perms for k, v in totals.items()})

@@ -144,3 +144,33 @@ def test_resume_with_other_tasks_is_an_error(tmp_path):
     other = tiny_cfg(tmp_path, tasks=("img",), run={"steps": 10})
     with pytest.raises(ValueError, match="checkpoint tasks"):
         Trainer(other, data={"img": data["img"]}, resume=cfg.run.out_dir)
+
+
+def test_training_time_excludes_the_final_test_evaluation(tmp_path, monkeypatch):
+    import time
+
+    import cotrain.train.evaluate as evaluate
+
+    slow = 0.4
+    top1 = evaluate.METRICS["top1"]
+
+    def slow_top1(*args, **kw):  # an evaluation that takes `slow` seconds more than it would
+        time.sleep(slow)
+        return top1(*args, **kw)
+
+    monkeypatch.setitem(evaluate.METRICS, "top1", slow_top1)
+    cfg = tiny_cfg(tmp_path, run={"steps": 6, "eval_every": 4})  # one validation of both tasks at step 4
+    trainer = Trainer(cfg, data=tiny_data())
+    t0 = time.perf_counter()
+    results = trainer.fit()
+    wall = time.perf_counter() - t0
+    timing = trainer.timing
+    assert timing["test_s"] >= 2 * slow and timing["val_s"] >= 2 * slow  # two tasks, each evaluated once per split
+    assert timing["train_s"] >= timing["val_s"]  # validation happens inside training
+    assert timing["train_s"] + timing["test_s"] <= wall + 0.05 and timing["train_s"] <= wall - 2 * slow
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    for name in ("img", "aud"):
+        assert slow <= saved[name]["eval_time_s"] <= timing["test_s"] and saved[name]["time_s"] < timing["train_s"]
+    assert sum(r["eval_time_s"] for r in results.values()) == pytest.approx(timing["test_s"], abs=0.05)
+    done = [r for r in read_log(tmp_path / "run") if r.get("message") == "done"]
+    assert len(done) == 1 and {k: done[0][k] for k in timing} == timing

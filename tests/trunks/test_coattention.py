@@ -159,3 +159,71 @@ def test_two_visual_inputs_share_the_visual_stream_with_type_embeddings():
     assert out.states["image"].shape == v.shape and out.states["audio"].shape == a.shape
     swapped = tr({"image": Tokens(v, vm), "audio": Tokens(a + 1.0, None), "text": Tokens(t, tm)})
     assert not torch.allclose(out.pooled("image"), swapped.pooled("image"))  # the visual stream attends jointly
+
+
+# ------------------------------------------------------------------ the pass in parts (pool scoring)
+def _by_hand(tr, v, vm, t, tm, ids):
+    """The documented layout written out layer by layer: TASK_t after CLS, T - V text-only Blocks,
+    then per round visual Block, text Block, co-attention; final LayerNorms; TASK_t stripped."""
+    from cotrain.trunks.layers import key_padding_to_attn_mask as pad
+
+    if ids is not None:
+        t = torch.cat([t[:, :1], tr.task_tokens.embed(ids)[:, None], t[:, 1:]], 1)
+        tm = torch.cat([tm[:, :1], torch.ones_like(tm[:, :1]), tm[:, 1:]], 1)
+    for blk in tr.text_only:
+        t = blk(t, pad(tm))
+    for v_blk, t_blk, co in zip(tr.v_blocks, tr.t_blocks, tr.co_layers):
+        v, t = v_blk(v, pad(vm)), t_blk(t, pad(tm))
+        v, t = co(v, pad(vm), t, pad(tm))
+    t = tr.norm_t(t)
+    return tr.norm_v(v), (torch.cat([t[:, :1], t[:, 2:]], 1) if ids is not None else t)
+
+
+@pytest.mark.parametrize("v_layers,t_layers,tokens", [(1, 2, 0), (1, 2, 3), (2, 3, 3), (2, 2, 3)])
+def test_starts_cached_per_stream_then_finished_per_pair_equal_the_single_pass(v_layers, t_layers, tokens):
+    from cotrain.trunks.output import Tokens
+
+    tr = _trunk(v_layers=v_layers, t_layers=t_layers, tokens=tokens)
+    v, vm, t, tm = streams(b=3)
+    ids = torch.tensor([2, 0, 1]) if tokens else None
+    with torch.no_grad():
+        want_v, want_t = _by_hand(tr, v, vm, t, tm, ids)
+        out = tr({"regions": Tokens(v, vm), "text": Tokens(t, tm)}, ids)
+        torch.testing.assert_close(out.states["regions"], want_v)
+        torch.testing.assert_close(out.states["text"], want_t)
+        # starts once per caption / image, then pairs (caption i, image j) gathered from them
+        ts = tr.start_text(Tokens(t, tm), torch.zeros(3, dtype=torch.long) + 1 if tokens else None)
+        vs = tr.start_visual({"regions": Tokens(v, vm)})
+        ti, vi = torch.tensor([0, 0, 1, 2, 2, 1]), torch.tensor([0, 2, 1, 0, 1, 2])
+        pair_ids = torch.ones(6, dtype=torch.long) if tokens else None
+        got = tr.finish(vs.index(vi), ts.index(ti), {"regions": vm[vi], "text": ts.mask[ti]}, "text" if tokens else None)
+        want = tr({"regions": Tokens(v[vi], vm[vi]), "text": Tokens(t[ti], tm[ti])}, pair_ids)
+        for k in ("regions", "text"):
+            torch.testing.assert_close(got.states[k], want.states[k], atol=1e-5, rtol=1e-5)
+            assert torch.equal(got.masks[k], want.masks[k])
+        # the last layer's first states alone: what a pooled-state head reads
+        first = tr.finish(vs.index(vi), ts.index(ti), {"regions": vm[vi], "text": ts.mask[ti]},
+                          "text" if tokens else None, first_only=True)
+        assert first.states["regions"].shape == (6, 1, D) and first.states["text"].shape == (6, 1, D)
+        torch.testing.assert_close(first.joint(), want.joint(), atol=1e-5, rtol=1e-5)
+
+
+def test_first_states_of_two_visual_kinds_and_of_one_stream_tasks():
+    from cotrain.trunks.output import Tokens
+
+    torch.manual_seed(0)
+    tr = CoAttentionTrunk(D, 2, 3, num_heads=4, type_kinds=("image", "audio"), num_task_tokens=2).eval()
+    v, vm, t, tm = streams()
+    a, ids = torch.randn(3, 2, D), torch.tensor([1, 0, 1])
+    s = {"image": Tokens(v, vm), "audio": Tokens(a, None), "text": Tokens(t, tm)}
+    with torch.no_grad():
+        full = tr(s, ids)
+        vis = tr.start_visual({"image": s["image"], "audio": s["audio"]})
+        first = tr.finish(vis, tr.start_text(s["text"], ids), {"image": vm, "audio": s["audio"].mask,
+                          "text": torch.cat([tm[:, :1], tm], 1)}, "text", first_only=True)
+        for k in ("image", "audio", "text"):
+            torch.testing.assert_close(first.pooled(k), full.pooled(k), atol=1e-5, rtol=1e-5)
+        alone = tr({"image": Tokens(v, vm)}, ids)  # the task token goes into the image stream
+        tokened = tr.task_tokens.insert(Tokens(v, vm), ids)
+        first = tr.finish(tr.start_visual({"image": tokened}), None, {"image": tokened.mask}, "image", first_only=True)
+        torch.testing.assert_close(first.pooled("image"), alone.pooled("image"), atol=1e-5, rtol=1e-5)

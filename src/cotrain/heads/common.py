@@ -31,6 +31,9 @@ class Head(nn.Module):
     needs: str | None = None  # an input kind the task must read (refexp: regions)
     views: int = 0  # images per example the head needs (NLVR2: 2); 0: one, no view axis
     ranks: bool = False  # inference ranks candidate images for a caption (retrieval)
+    # forward reads only each stream's first state (out.pooled / out.joint): pool scoring may let the
+    # trunk's last layer compute just those (CoAttentionTrunk.finish(first_only=True))
+    first_states_only: bool = False
     default_loss_weights: dict[str, float] = {}
 
     def __init__(self, cfg: HeadConfig) -> None:

@@ -28,6 +28,7 @@ class RetrievalHead(Head):
 
     kind, metric, uses_classes, ranks = "retrieval", "recall", False, True
     default_loss_weights = {"ce": 1.0}
+    first_states_only = True  # forward reads out.joint() = h_IMG ⊙ h_CLS only
 
     def __init__(self, cfg: HeadConfig, dim: int, num_classes: int = 0) -> None:
         super().__init__(cfg)

@@ -91,20 +91,55 @@ def retrieval_ranks(scores, caption_image, ties: str = "pessimistic") -> tuple[n
     return c2i, i2c
 
 
+def _check_ks(ks) -> tuple[int, ...]:
+    ks = tuple(ks)
+    if not ks or any(int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    return tuple(int(k) for k in ks)
+
+
+def recall_from_ranks(c2i, i2c, ks=(1, 5, 10)) -> dict[str, float]:
+    """Recall@K of 0-based ranks (:func:`retrieval_ranks`): ``c2i [Nc]``, ``i2c [Ni]`` (-1: an image
+    without captions, left out). Keys ``"c2i_r{K}"`` then ``"i2c_r{K}"``."""
+    ks = _check_ks(ks)
+    c2i, i2c = np.asarray(c2i), np.asarray(i2c)
+    i2c = i2c[i2c >= 0]
+    out = {}
+    for direction, ranks in (("c2i", c2i), ("i2c", i2c)):
+        for k in ks:
+            out[f"{direction}_r{k}"] = float((ranks < k).mean())
+    return out
+
+
 def recall_at_k(scores, caption_image, ks=(1, 5, 10), ties: str = "pessimistic") -> dict[str, float]:
     """Recall@K both directions: keys ``"c2i_r{K}"`` and ``"i2c_r{K}"`` for each K, values in [0, 1].
 
     ``scores`` ``[Nc, Ni]`` (any monotone similarity), ``caption_image`` ``[Nc]`` int column indices.
     """
-    ks = tuple(ks)
-    if not ks or any(int(k) != k or k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    c2i, i2c = retrieval_ranks(scores, caption_image, ties)
-    i2c = i2c[i2c >= 0]
-    out = {}
-    for direction, ranks in (("c2i", c2i), ("i2c", i2c)):
-        for k in ks:
-            out[f"{direction}_r{int(k)}"] = float((ranks < k).mean())
+    ks = _check_ks(ks)
+    return recall_from_ranks(*retrieval_ranks(scores, caption_image, ties), ks)
+
+
+def chance_recall(caption_image, num_images: int, ks=(1, 5, 10)) -> dict[str, float]:
+    """Recall@K of a uniformly random ranking, same keys as :func:`recall_at_k`.
+
+    caption->image: ``min(K, Ni) / Ni``. image->caption: an image with ``c`` of the ``Nc`` captions
+    is hit unless all K drawn captions are others', ``1 - C(Nc - c, K) / C(Nc, K)``, averaged over
+    the images that have captions (R@1: ``mean(c) / Nc``, i.e. ``1 / Ni`` when every image has one).
+    """
+    ks = _check_ks(ks)
+    ci = np.asarray(caption_image, dtype=np.int64)
+    if num_images < 1 or ci.size == 0 or ci.min() < 0 or ci.max() >= num_images:
+        raise ValueError(f"caption_image [{ci.size}] must index {num_images} images (and there must be some)")
+    nc = ci.size
+    per_image = np.bincount(ci, minlength=num_images)
+    per_image = per_image[per_image > 0].astype(np.float64)
+    out = {f"c2i_r{k}": min(k, num_images) / num_images for k in ks}
+    for k in ks:
+        miss = np.ones_like(per_image)  # P(none of the image's captions among K drawn without replacement)
+        for m in range(min(k, nc)):
+            miss *= np.clip((nc - per_image - m) / (nc - m), 0.0, None)
+        out[f"i2c_r{k}"] = float(np.mean(1.0 - miss))
     return out
 
 

@@ -1,7 +1,7 @@
 """Evaluation of one task on one split: ONE path, keyed by the task's metric (:data:`METRICS`).
 
 Each evaluator returns ``{"metric", "value", "chance", "n"}`` (+ ``details`` where the metric has
-more than one number):
+more than one number); :func:`evaluate_task` adds ``eval_time_s``, the seconds it took:
 
 - ``top1`` / ``mAP``: argmax accuracy (multi-label targets: the argmax must be a positive) or mean
   average precision over sigmoid scores. Chance: the train split's majority class (top1) or the
@@ -13,8 +13,10 @@ more than one number):
   accuracy per answer type, as the official evaluation reports it.
 - ``refexp``: the top-scoring real proposal's box against ``target_box`` (IoU >= 0.5, or the
   ``12in1`` / ``giou`` variants of ``run.refexp_iou``). Chance: picking a real proposal uniformly.
-- ``recall``: every caption of the split against every distinct image of the split (the pool);
-  the value is caption→image R@1 and ``details`` holds R@1/5/10 both directions. Chance: 1 / pool.
+- ``recall``: every caption of the split against every distinct image of the split (the pool,
+  capped on test by ``tasks[].retrieval.test_pool``; :mod:`cotrain.train.retrieval_eval`); the
+  value is caption→image R@1, ``details`` holds R@1/5/10 both directions, ``chance_details`` the
+  same for a random ranking, ``pool`` the images and captions. Chance: 1 / images.
 - ``detection``: COCO box AP@[.50:.95] by pycocotools' COCOeval itself (:mod:`cotrain.metrics.detection`)
   over the head's post-processed detections (absolute ``xyxy`` in the original size, every query
   kept); ``details`` holds AP50, AP75, AP by size and AR@100. Chance: 0.
@@ -27,7 +29,9 @@ more than one number):
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -39,9 +43,11 @@ from ..data.arrays import Split, TaskData, batch_to, iterate_once
 from ..metrics.classification import chance_level, mean_average_precision, top1
 from ..metrics.pretrain import PretrainTally
 from ..metrics.refexp import refexp_accuracy_from_scores
-from ..metrics.retrieval import recall_at_k
 from ..metrics.vqa import vqa_accuracy_from_ids, vqa_scores, vqa_scores_from_ids
 from ..metrics.vqa_types import accuracy_per_answer_type
+from .retrieval_eval import evaluate_retrieval, retrieval_lines
+
+PAIR_CHUNK = 2048  # retrieval: (caption, image) pairs per trunk pass (a larger eval batch size raises it)
 
 
 @contextmanager
@@ -131,24 +137,11 @@ def _refexp(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, 
     return {"metric": "refexp", "value": float(value), "chance": chance, "n": int(n)}
 
 
-@torch.inference_mode()
-def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=()) -> dict:
-    a = s.arrays
-    if a["text"].ndim != 2 or "image_id" not in a or np.asarray(a["image_id"]).ndim != 1:
-        raise ValueError(f"task {task!r}: a retrieval eval split needs one caption per row with its `image_id` [N]")
-    ids = np.asarray(a["image_id"][:n])
-    pool, first, caption_image = np.unique(ids, return_index=True, return_inverse=True)
-    other = next(k for k in model.spec(task).inputs if k != "text")
-    from ..encoders import entry
-
-    visual = {k: torch.from_numpy(np.ascontiguousarray(s.column(k, first))).to(device)
-              for k in entry(other).keys if k in s}
-    text = {"text": torch.from_numpy(np.ascontiguousarray(a["text"][:n])).to(device)}
+def _recall(model, task, data: TaskData, s: Split, n: int, metric: str, bs, mb, device, options, transforms=(), *,
+            split="val", retrieval=None) -> dict:
     with evaluating(model):
-        scores = model.score_pairs(text, visual, task, chunk_size=max(bs, 256)).float().cpu()
-    details = recall_at_k(scores, caption_image)
-    return {"metric": "recall", "value": details["c2i_r1"], "chance": 1.0 / len(pool), "n": int(n),
-            "details": {k: round(v, 5) for k, v in details.items()}}
+        return evaluate_retrieval(model, task, s, n, device, split=split, retrieval=retrieval,
+                                  chunk_size=max(bs, PAIR_CHUNK), progress=bool(getattr(options, "progress", False)))
 
 
 @torch.inference_mode()
@@ -212,28 +205,44 @@ METRICS: dict[str, Callable[..., dict]] = {
 
 def evaluate_task(
     model, task: str, data: TaskData, metric: str, split: str = "val", batch_size: int = 128,
-    max_batches: int | None = None, device: str = "cpu", options=None, transforms: list | tuple = (),
+    max_batches: int | None = None, device: str = "cpu", options=None, transforms: list | tuple = (), retrieval=None,
 ) -> dict:
-    """``{"metric", "value", "chance", "n"}`` (+ ``details``) of ``task`` on ``split`` with ``metric``.
-    ``options``: anything with ``vqa_version`` and ``refexp_iou`` (the run config). ``transforms``:
-    the task's batch transforms, ``(batch, generator) -> batch`` (:mod:`cotrain.data.transforms`),
-    which the ``pretrain`` metric applies to every batch (the others ignore them)."""
+    """``{"metric", "value", "chance", "n", "eval_time_s"}`` (+ ``details``) of ``task`` on ``split``
+    with ``metric``. ``options``: anything with ``vqa_version``, ``refexp_iou`` and ``progress`` (the
+    run config); ``transforms``: the task's batch transforms, ``(batch, generator) -> batch``
+    (:mod:`cotrain.data.transforms`), which the ``pretrain`` metric applies to every batch (the others
+    ignore them); ``retrieval``: the task's ``tasks[].retrieval`` (recall only; None: the defaults)."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
     s = data.split(split)
     n = len(s) if max_batches is None else min(len(s), max_batches * batch_size)
     if n == 0:
         raise ValueError(f"task {task!r}: the {split} split is empty")
-    return METRICS[metric](model, task, data, s, n, metric, batch_size, max_batches, device, options, list(transforms))
+    fn = partial(METRICS[metric], split=split, retrieval=retrieval) if metric == "recall" else METRICS[metric]
+    t0 = time.perf_counter()
+    out = fn(model, task, data, s, n, metric, batch_size, max_batches, device, options, list(transforms))
+    out["eval_time_s"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def record_fields(task: str, r: dict) -> dict:
+    """The flat fields of one task's result in a log.jsonl / history record: ``{task}/{metric}``, and
+    for retrieval the pool's ``{task}/pool_images`` and ``{task}/pool_captions``."""
+    out = {f"{task}/{r['metric']}": round(r["value"], 5)}
+    if "pool" in r:
+        out.update({f"{task}/pool_images": r["pool"]["images"], f"{task}/pool_captions": r["pool"]["captions"]})
+    return out
 
 
 def answer_type_lines(results: dict[str, dict]) -> list[str]:
     """Lines for below the results table: per VQA result its per-answer-type ``details``
     (``"vqa by answer type: yes/no 0.750 | number 0.300 | other 0.900"``), per detection result its
-    COCO figures (``"detect: AP50 0.612 | AP75 0.305 | ..."``), per pretrain result its matching
-    accuracy, masked-region loss and masked-token count."""
+    COCO figures (``"detect: AP50 0.612 | AP75 0.305 | ..."``), per retrieval result its pool and
+    R@1/5/10 both directions with chance (:func:`cotrain.train.retrieval_eval.retrieval_lines`), per
+    pretrain result its matching accuracy, masked-region loss and masked-token count."""
     lines = []
     for name, r in results.items():
+        lines += retrieval_lines(name, r)
         if r.get("metric") == "vqa" and r.get("details"):
             lines.append(f"{name} by answer type: " + " | ".join(f"{k} {v:.3f}" for k, v in r["details"].items()))
         elif r.get("metric") == "detection" and r.get("details"):
@@ -244,4 +253,4 @@ def answer_type_lines(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-__all__ = ["METRICS", "answer_type_lines", "evaluate_task", "predict_split", "score"]
+__all__ = ["METRICS", "answer_type_lines", "evaluate_task", "predict_split", "record_fields", "score"]

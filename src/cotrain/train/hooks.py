@@ -28,6 +28,7 @@ import torch
 
 from .curriculum import PrePhase
 from .dsg import DynamicStopAndGo
+from .evaluate import record_fields
 
 
 class Hook:
@@ -101,7 +102,7 @@ class DSGHook(Hook):
         for task in epoch_ends:
             r = trainer.evaluate("val", self.max_batches, [task])[task]
             change = self.dsg.observe(task, r["value"], trainer.step)
-            record = {f"{task}/{r['metric']}": round(r["value"], 5), "dsg_state": self.dsg.state(task),
+            record = {**record_fields(task, r), "dsg_state": self.dsg.state(task),
                       **({"dsg_change": change} if change else {})}
             trainer.history.append({"step": trainer.step, "split": "val", "dsg": True, **record})
             trainer.logger.log("dsg", trainer.step, task=task, **record)

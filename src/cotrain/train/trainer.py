@@ -57,7 +57,7 @@ from .curriculum import build_curriculum
 from .cvlp import build_cvlp_hook
 from .distributed import all_reduce_gradients, barrier, init_distributed, rank_device
 from .dsg import DynamicStopAndGo
-from .evaluate import answer_type_lines, evaluate_task
+from .evaluate import answer_type_lines, evaluate_task, record_fields
 from .hooks import CurriculumHook, DSGHook, Hook, LoggingHook, TransformHook, hook_states, load_hook_states
 from .logging import RunLogger
 from .lr import loss_scales, lr_factor, warmup_from_largest
@@ -202,6 +202,8 @@ class Trainer:
         self.task_time = {n: 0.0 for n in self.tasks}
         self.history: list[dict] = []
         self.last_terms: dict[str, dict[str, torch.Tensor]] = {}  # each trained task's loss terms / stats of the last step
+        self.eval_seconds: dict[str, float] = {}  # evaluation time per split in this process
+        self.timing: dict[str, float] = {}  # fit(): train_s (validation included), val_s, test_s
         self.last_checkpoint: Path | None = None
         self.logger: RunLogger | NullLogger = NullLogger()
         if resume is not None:
@@ -396,15 +398,19 @@ class Trainer:
             bs = t.eval_batch_size or max(t.batch_size, 64)
             results[name] = evaluate_task(
                 self.model, name, self.data[name], self.model.spec(name).metric, split, bs, max_batches,
-                str(self.device), options=self.cfg.run, transforms=self.transforms.get(name, ()),
+                str(self.device), options=self.cfg.run, transforms=self.transforms.get(name, ()), retrieval=t.retrieval,
             )
+            self.eval_seconds[split] = self.eval_seconds.get(split, 0.0) + results[name]["eval_time_s"]
         return results
 
     def fit(self, stop_at: int | None = None) -> dict[str, dict]:
         """Train until ``run.steps`` (or ``stop_at``, for tests of resume); evaluate on test at the end.
 
-        Returns the per-task test results (``metric``, ``value``, ``chance``, ``steps``, ``time_s``)
-        when training reached ``run.steps``, else ``{}``.
+        Returns the per-task test results (``metric``, ``value``, ``chance``, ``steps``, ``time_s``:
+        its training time, ``eval_time_s``: its test evaluation's) when training reached
+        ``run.steps``, else ``{}``. ``self.timing`` then holds ``train_s`` (the loop, validation
+        included), ``val_s`` (the validation in it) and ``test_s`` (the final test evaluation); a
+        ``done`` event in log.jsonl records them.
         """
         run = self.cfg.run
         self.end_step = end = min(run.steps, stop_at) if stop_at is not None else run.steps
@@ -419,6 +425,7 @@ class Trainer:
         bar = tqdm(total=run.steps, initial=self.step, disable=not (run.progress and main), dynamic_ncols=True, unit="step")
         hooks = self.hooks + [LoggingHook(run.log_every, bar)]
         base, self.hooks = self.hooks, hooks
+        t_start, self.eval_seconds = time.perf_counter(), {}
         try:
             for hook in self.hooks:
                 hook.on_fit_start(self)
@@ -433,7 +440,11 @@ class Trainer:
                 hook.on_fit_end(self)
             if self.step < run.steps:
                 return {}
+            t_test = time.perf_counter()
             results = self._log_eval(self.logger, "test", None)
+            self.timing = {"train_s": round(t_test - t_start, 2), "val_s": round(self.eval_seconds.get("val", 0.0), 2),
+                           "test_s": round(time.perf_counter() - t_test, 2)}
+            self.logger.log("event", self.step, message="done", **self.timing)
             for name, r in results.items():
                 r["steps"] = self.task_steps[name]
                 r["time_s"] = round(self.task_time[name], 2)
@@ -450,7 +461,7 @@ class Trainer:
         self, logger: RunLogger, split: str, max_batches: int | None, tasks: list[str] | None = None
     ) -> dict[str, dict]:
         results = self.evaluate(split, max_batches, tasks)
-        flat = {f"{t}/{r['metric']}": round(r["value"], 5) for t, r in results.items()}
+        flat = {k: v for t, r in results.items() for k, v in record_fields(t, r).items()}
         logger.log("eval", self.step, split=split, **flat)
         self.history.append({"step": self.step, "split": split, **flat})
         return results
@@ -461,8 +472,9 @@ def config_from_state(state: dict) -> ExperimentConfig:
 
 
 def format_results(results: dict[str, dict], specs: dict[str, TaskSpec] | None = None) -> str:
-    """A Markdown table: task, inputs, metric, test score, chance, steps, time; then a line per
-    VQA task with its accuracy per answer type."""
+    """A Markdown table: task, inputs, metric, test score, chance, steps, training time; then a line
+    per VQA task with its accuracy per answer type, per detection task its COCO figures, and per
+    retrieval task its pool and R@1/5/10 both directions with chance (:func:`answer_type_lines`)."""
     lines = [
         "| task | inputs | metric | test | chance | steps | time (s) |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: |",

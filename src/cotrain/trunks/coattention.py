@@ -37,6 +37,11 @@ from cotrain.trunks.output import (
 class CoAttentionTrunk(nn.Module):
     """``forward(streams {kind: Tokens}, task_ids [B] or None, task=None) -> TrunkOutput``.
 
+    The same pass in parts, for scoring every (caption, image) pair of a pool: everything before
+    the first co-attention depends on one stream only, so :meth:`start_text` (per caption) and
+    :meth:`start_visual` (per image) run once each, and :meth:`finish` runs the rest per pair from
+    those states — ``forward`` is exactly ``finish(start_visual(...), start_text(...), ...)``.
+
     Drop-path grows linearly over the text depth; a round's visual Block and co-attention layer
     take the rate of its text Block. ``type_kinds``: visual kinds that occur together in one task
     (a type embedding each; empty: no such task).
@@ -85,12 +90,23 @@ class CoAttentionTrunk(nn.Module):
         streams, tok_kind = with_task_token(streams, self.task_tokens, task_ids)
         text = streams.get("text")
         visual = {k: s for k, s in streams.items() if k != "text"}
+        plan = trunk_plan(self)  # None without layer drop (the key network of CVLP drops layers)
+        if plan is not None:
+            return self._forward_planned(streams, tok_kind, plan)
+        t = self._start_text(text) if text is not None else None
+        v = self.start_visual(visual) if visual else None
+        return self.finish(v, t, {k: s.mask for k, s in streams.items()}, tok_kind)
+
+    def _forward_planned(self, streams: dict[str, Tokens], tok_kind: str | None, plan) -> TrunkOutput:
+        """The whole trunk in one pass with a layer-drop ``plan`` (:mod:`cotrain.trunks.layer_drop`):
+        a layer the plan leaves out (None) is the identity, a replaced pair runs its successor."""
+        text = streams.get("text")
+        visual = {k: s for k, s in streams.items() if k != "text"}
         v = v_mask = va = lengths = None
         if visual:
             v, v_mask, lengths = concat_streams(visual, self.types)
             va = key_padding_to_attn_mask(v_mask)
         t, ta = (text.x, key_padding_to_attn_mask(text.mask)) if text is not None else (None, None)
-        plan = trunk_plan(self)  # None without layer drop; a None layer below is skipped (identity)
         if t is not None:
             for blk in planned(self, plan, "text_only"):
                 t = blk(t, ta) if blk is not None else t
@@ -114,3 +130,63 @@ class CoAttentionTrunk(nn.Module):
             states[tok_kind], masks[tok_kind] = strip_task_token(states[tok_kind]), strip_task_token(masks[tok_kind])
         order = list(streams)  # the task's input order
         return TrunkOutput({k: states[k] for k in order}, {k: masks[k] for k in order})
+
+    # ------------------------------------------------------------------ the streams apart, then together
+    def start_text(self, text: Tokens, task_ids: torch.Tensor | None = None) -> Tokens:
+        """The text stream up to the first co-attention, which depends on no image: ``TASK_t``
+        inserted after CLS (when ``task_ids [B]`` are given), the ``t_layers - v_layers`` text-only
+        Blocks and the first round's text Block. ``[B, L(+1), D]``; pool scoring caches it per caption."""
+        streams, _ = with_task_token({"text": text}, self.task_tokens, task_ids)
+        return self._start_text(streams["text"])
+
+    def _start_text(self, text: Tokens) -> Tokens:
+        t, ta = text.x, key_padding_to_attn_mask(text.mask)
+        for blk in [*self.text_only, self.t_blocks[0]]:
+            t = blk(t, ta)
+        return Tokens(t, text.mask)
+
+    def start_visual(self, visual: dict[str, Tokens]) -> Tokens:
+        """The visual streams (a task token already inserted, if any) joined into one (a type
+        embedding each when several) and through the first round's visual Block: ``[B, ΣL, D]``,
+        which depends on no text; pool scoring caches it per image."""
+        v, v_mask, _ = concat_streams(visual, self.types)
+        return Tokens(self.v_blocks[0](v, key_padding_to_attn_mask(v_mask)), v_mask)
+
+    def finish(self, v: Tokens | None, t: Tokens | None, masks: dict[str, torch.Tensor], task_stream: str | None = None,
+               first_only: bool = False) -> TrunkOutput:
+        """The rest of the trunk from :meth:`start_visual` / :meth:`start_text` states: round 0's
+        co-attention, rounds 1.., the final LayerNorms, the task token stripped again.
+
+        ``masks``: ``{kind: [B, L]}`` of the streams as the trunk received them (task input order,
+        the task token included in ``task_stream``'s) — it gives the output's order and each visual
+        kind's length. ``first_only``: the last layer computes only each stream's first state (all
+        that a head reading ``out.pooled`` / ``out.joint`` needs), so every state is ``[B, 1, D]``.
+        """
+        va = key_padding_to_attn_mask(v.mask) if v is not None else None
+        ta = key_padding_to_attn_mask(t.mask) if t is not None else None
+        vx, tx = (v.x if v is not None else None), (t.x if t is not None else None)
+        kinds = [k for k in masks if k != "text"]  # the visual stream's parts, in order
+        lengths = [masks[k].shape[1] for k in kinds]
+        starts = [sum(lengths[:i]) for i in range(len(kinds))]
+        last = self.v_layers - 1
+        for r, (v_blk, t_blk, co) in enumerate(zip(self.v_blocks, self.t_blocks, self.co_layers)):
+            if r > 0:
+                vx = v_blk(vx, va) if vx is not None else None
+                tx = t_blk(tx, ta) if tx is not None else None
+            keep = first_only and r == last
+            if vx is not None and tx is not None:
+                vx, tx = co(vx, va, tx, ta, keep_v=starts if keep else None, keep_t=[0] if keep else None)
+            elif keep:
+                vx, tx = (vx[:, starts] if vx is not None else None), (tx[:, :1] if tx is not None else None)
+        states, out_masks = {}, {}
+        if vx is not None:
+            vx = self.norm_v(vx)
+            for i, kind in enumerate(kinds):
+                states[kind] = vx[:, i : i + 1] if first_only else vx[:, starts[i] : starts[i] + lengths[i]]
+                out_masks[kind] = masks[kind][:, :1] if first_only else masks[kind]
+        if tx is not None:
+            states["text"], out_masks["text"] = self.norm_t(tx), masks["text"][:, :1] if first_only else masks["text"]
+        if task_stream is not None:
+            states[task_stream] = strip_task_token(states[task_stream])
+            out_masks[task_stream] = strip_task_token(out_masks[task_stream])
+        return TrunkOutput({k: states[k] for k in masks}, {k: out_masks[k] for k in masks})

@@ -66,11 +66,16 @@ class CoAttentionLayer(nn.Module):
         self.apply(init_vit_weights)
 
     def forward(
-        self, v: torch.Tensor, v_mask: torch.Tensor | None, t: torch.Tensor, t_mask: torch.Tensor | None
+        self, v: torch.Tensor, v_mask: torch.Tensor | None, t: torch.Tensor, t_mask: torch.Tensor | None,
+        keep_v: list[int] | None = None, keep_t: list[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``keep_v`` / ``keep_t``: token positions whose outputs are wanted (None: all); the keys and
+        values still read every token, so the kept rows equal those of the full layer. Returns
+        ``(v [B, len(keep_v) or Lv, D], t [B, len(keep_t) or Lt, D])``."""
         nv, nt = self.norm_v1(v), self.norm_t1(t)
-        v = v + self.drop_path(self.v_from_t(nv, nt, t_mask))
-        t = t + self.drop_path(self.t_from_v(nt, nv, v_mask))
+        qv, qt = (nv if keep_v is None else nv[:, keep_v]), (nt if keep_t is None else nt[:, keep_t])
+        v = (v if keep_v is None else v[:, keep_v]) + self.drop_path(self.v_from_t(qv, nt, t_mask))
+        t = (t if keep_t is None else t[:, keep_t]) + self.drop_path(self.t_from_v(qt, nv, v_mask))
         v = v + self.drop_path(self.mlp_v(self.norm_v2(v)))
         t = t + self.drop_path(self.mlp_t(self.norm_t2(t)))
         return v, t
