@@ -18,7 +18,9 @@ Every pretrained model is then fine-tuned on the embedded ``cvlp-downstream`` ta
 ``gqa``, ``nlvr`` (and ``coco-ir``, retrieval fine-tuned from the matching-pretrained trunk) —
 through ``cotrain finetune CKPT --config`` (encoders + trunk loaded, new heads); ``none`` trains the
 same downstream config from scratch. Every arm runs with every seed (default 0, 1, 2); the seed
-sets the data, the initialisation and the batches of both stages.
+sets the data, the initialisation and the batches of both stages. ``--tasks`` chooses the downstream
+tasks (default vqa, gqa, nlvr); ``--section E7R --tasks coco-ir --arms none mlm+itm`` is the
+retrieval fine-tune (from the matching-pretrained trunk vs from scratch).
 
     python benchmarks/e7_cvlp.py [--pre-steps 600] [--ft-steps 800] [--steps-scale 1.0] [--seeds 0 1 2]
         [--out docs/results.md] [--runs-dir runs/bench/e7] [--workers 2] [--threads 1] [--reuse]
@@ -140,20 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_common_args(ap, runs_dir="runs/bench/e7")
     common.add_seeds_arg(ap, [0, 1, 2])
+    ap.add_argument("--tasks", nargs="+", default=MAIN_TASKS, help="downstream tasks (of cvlp-downstream)")
+    ap.add_argument("--arms", nargs="+", default=None, help="pretraining arms to run (default: all)")
+    ap.add_argument("--section", default=SECTION, help="the results.md section to write")
     ap.add_argument("--pre-steps", type=int, default=600, help="pretraining steps before --steps-scale")
-    ap.add_argument("--ft-steps", type=int, default=800, help="fine-tuning steps (all downstream tasks) before --steps-scale")
+    ap.add_argument("--ft-steps", type=int, default=600, help="fine-tuning steps (all downstream tasks) before --steps-scale")
     ap.add_argument("--reuse", action="store_true", help="take an arm's results from its folder when an earlier "
                     "invocation finished it (e7.json written)")
     args = ap.parse_args(argv)
     common.check_args(args)
     t0 = time.perf_counter()
     pre_base, ft_base = embedded("cvlp"), embedded("cvlp-downstream")
+    ft_base["tasks"] = [t for t in ft_base["tasks"] if t["name"] in args.tasks]
     pre_steps = common.scaled_steps(args.pre_steps, args.steps_scale)
     ft_steps = common.scaled_steps(args.ft_steps, args.steps_scale)
     contrastive = pre_base["model"]["heads"][pre_base["tasks"][0]["name"]]["contrastive"]
     kw = dict(runs_dir=args.runs_dir, threads=args.threads)
     arms: list[tuple[str, str]] = [("none", "-")] + [(a, d) for d in DOMAINS for a in OBJECTIVES] + \
         [(a, "same") for a in ablations(contrastive)]
+    if args.arms:
+        arms = [(a, d) for a, d in arms if a in args.arms]
     jobs, keys = [], []
     for seed in args.seeds:
         for arm, domain in arms:
@@ -181,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     def val(r: dict, t: str) -> float:
         return r["results"][t]["value"]
 
+    main_tasks = [t for t in tasks if t in MAIN_TASKS] or tasks
+
     def avg(r: dict) -> float:
-        return common.mean(val(r, t) for t in MAIN_TASKS)
+        return common.mean(val(r, t) for t in main_tasks)
 
     first = runs[arms[0]][0]["results"]
     rows = []
@@ -193,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"`{a}`", dom, *[common.fmt_ms(val(r, t) for r in rs) for t in tasks],
                      common.fmt_ms(avg(r) for r in rs), common.fmt(common.mean(cacc)) if cacc else ""])
     rows.append(["chance", "", *[common.fmt(first[t]["chance"]) for t in tasks],
-                 common.fmt(common.mean(first[t]["chance"] for t in MAIN_TASKS)), ""])
+                 common.fmt(common.mean(first[t]["chance"] for t in main_tasks)), ""])
     table = common.markdown_table(
-        ["pretraining", "pretraining data", *[f"{t} ({first[t]['metric']})" for t in tasks], "mean (vqa, gqa, nlvr)",
+        ["pretraining", "pretraining data", *[f"{t} ({first[t]['metric']})" for t in tasks], f"mean ({', '.join(main_tasks)})",
          "contrastive acc. (end of pretraining)"], rows)
     avgs = {k: [avg(r) for r in rs] for k, rs in runs.items()}
 
@@ -206,31 +216,51 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'beyond the spread of the seeds' if beyond else 'within noise'}).", d, beyond)
 
     lines = []
-    s_same, d_same, b_same = compare(("+contrastive", "same"), ("+mrm", "same"), "Contrastive vs region regression, same scenes")
-    s_shift, d_shift, b_shift = compare(("+contrastive", "shift"), ("+mrm", "shift"), "Contrastive vs region regression, shifted scenes")
-    lines += [s_same, s_shift]
-    for d in DOMAINS:
-        lines.append(compare(("mlm+itm", d), ("none", "-"), f"Any pretraining (mlm+itm, {d}) vs none")[0])
-    for a in ablations(contrastive):
-        lines.append(compare((a, "same"), ("+contrastive", "same"), f"Ablation `{a}` vs the full contrastive arm")[0])
-    ir = [t for t in tasks if t not in MAIN_TASKS]
-    for t in ir:
-        pre_ir = [val(r, t) for r in runs[("mlm+itm", "same")]]
-        none_ir = [val(r, t) for r in runs[("none", "-")]]
-        tag = "beyond the spread" if common.beyond_noise(pre_ir, none_ir) else "within noise"
-        lines.append(f"Retrieval `{t}` fine-tuned from the matching-pretrained trunk vs from scratch: "
-                     f"{common.fmt_ms(pre_ir)} vs {common.fmt_ms(none_ir)} ({tag}).")
+    have = set(runs)
     paper = ("The paper (CVLP, Shi et al. 2020; BENCHMARK.md E7): contrastive pretraining beats masked-region "
              "feature regression (LXMERT) on VQA, GQA and NLVR2, and more so when the pretraining data's domain "
              "differs from the downstream one (it attributes this to regression targets being tied to the "
              "detector's feature domain).")
-    verdict = ("Our verdict: contrastive vs regression on the same scenes "
-               + ("better beyond the spread" if b_same and d_same > 0 else "worse beyond the spread" if b_same else "within noise")
-               + "; under the shift " + ("better beyond the spread" if b_shift and d_shift > 0 else
-                                          "worse beyond the spread" if b_shift else "within noise")
-               + f"; the gap changes by {(d_shift - d_same) * 100:+.1f} points from same to shifted scenes — "
-               + ("reproduced." if b_shift and d_shift > 0 and d_shift > d_same else
-                  "not reproduced at this scale (see the caveats)."))
+    verdict = ""
+    if {("+contrastive", d) for d in DOMAINS} | {("+mrm", d) for d in DOMAINS} <= have:
+        s_same, d_same, b_same = compare(("+contrastive", "same"), ("+mrm", "same"), "Contrastive vs region regression, same scenes")
+        s_shift, d_shift, b_shift = compare(("+contrastive", "shift"), ("+mrm", "shift"), "Contrastive vs region regression, shifted scenes")
+        lines += [s_same, s_shift]
+        verdict = ("Our verdict: contrastive vs regression on the same scenes "
+                   + ("better beyond the spread" if b_same and d_same > 0 else "worse beyond the spread" if b_same else "within noise")
+                   + "; under the shift " + ("better beyond the spread" if b_shift and d_shift > 0 else
+                                              "worse beyond the spread" if b_shift else "within noise")
+                   + f"; the gap changes by {(d_shift - d_same) * 100:+.1f} points from same to shifted scenes — "
+                   + ("reproduced." if b_shift and d_shift > 0 and d_shift > d_same else
+                      "not reproduced at this scale (see the caveats)."))
+    for d in DOMAINS:
+        if {("mlm+itm", d), ("none", "-")} <= have:
+            lines.append(compare(("mlm+itm", d), ("none", "-"), f"Any pretraining (mlm+itm, {d}) vs none")[0])
+    for a in ablations(contrastive):
+        if {(a, "same"), ("+contrastive", "same")} <= have:
+            lines.append(compare((a, "same"), ("+contrastive", "same"), f"Ablation `{a}` vs the full contrastive arm")[0])
+    ir = [t for t in tasks if t not in MAIN_TASKS]
+    for t in ir:
+        if not {("mlm+itm", "same"), ("none", "-")} <= have:
+            continue
+        pre_ir = [val(r, t) for r in runs[("mlm+itm", "same")]]
+        none_ir = [val(r, t) for r in runs[("none", "-")]]
+        tag = "beyond the spread" if common.beyond_noise(pre_ir, none_ir) else "within noise"
+        det = [(r["results"][t].get("details") or {}) for r in runs[("mlm+itm", "same")]]
+        lines.append(f"Retrieval `{t}` fine-tuned from the matching-pretrained trunk vs from scratch: "
+                     f"{common.fmt_ms(pre_ir)} vs {common.fmt_ms(none_ir)} ({tag}).")
+        if not verdict:
+            paper = ("The issue's expectation (12-in-1 / ViLBERT: pretraining with image-text matching is the route to "
+                     "retrieval): fine-tuning from a matching-pretrained trunk retrieves better than from scratch.")
+            verdict = ("Our verdict: " + ("reproduced" if common.beyond_noise(pre_ir, none_ir) and
+                                           common.mean(pre_ir) > common.mean(none_ir) else "not shown beyond the spread")
+                       + f" at this budget (R@1 over a pool of {first[t].get('pool', {}).get('images', '?')} images).")
+    if verdict and args.section == SECTION:
+        verdict += (f" Caveats: each pretraining run is {pre_steps} steps of batch {pre_base['tasks'][0]['batch_size']} "
+                    f"on {pre_base['tasks'][0]['source']['n_train']} captions for a model of about 0.3M parameters, "
+                    "orders of magnitude below the paper's; and our region features are crop statistics of rendered "
+                    "scenes, not a detector's, so the tie of regression targets to a detector's feature domain that "
+                    "the paper blames is weak here by construction.")
     wall = time.perf_counter() - t0
     setup = (f"Setup: pretraining = the `--cvlp` recipe (co-attention trunk dim {pre_base['model']['dim']}, "
              f"{pre_base['model']['coattention']['t_layers']} text / {pre_base['model']['coattention']['v_layers']} "
@@ -239,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{pre_base['tasks'][0]['source']['n_train']} captions; fine-tuning = `cvlp-downstream` "
              f"({', '.join(tasks)}, alternating) for {ft_steps} steps, encoders + trunk loaded, new heads; `none` trains "
              f"the same downstream config from scratch for the same {ft_steps} steps. Seeds {args.seeds}.")
-    common.publish(args.out, SECTION, [
-        "## E7 — CVLP: contrastive pretraining vs masked-region regression, with and without a domain shift",
+    title = ("## E7 — CVLP: contrastive pretraining vs masked-region regression, with and without a domain shift"
+             if args.section == SECTION else f"## {args.section} — CVLP / matching pretraining, then {', '.join(tasks)}")
+    common.publish(args.out, args.section, [
+        title,
         common.header("cpu", args.workers, args.threads, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         setup,
         f"Downstream test metric per task, mean ± std over {len(args.seeds)} seeds:",
