@@ -34,13 +34,16 @@ test: install  ## run the test suite (pytest's exit 5, "no tests ran", is a fail
 	@$(BIN)/python -m pytest -n 2 -q tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
 
-bench: install  ## the experiments E1-E6 (small presets), the overhead and shared-machine benchmarks
+bench: install  ## the experiments E1-E7 (small presets), the retrieval and overhead and shared-machine benchmarks
 	$(BIN)/python benchmarks/e1_vl_multitask.py
 	$(BIN)/python benchmarks/e2_vl_ablations.py
 	$(BIN)/python benchmarks/e3_vl_transfer.py
 	$(BIN)/python benchmarks/e4_schedules.py
 	$(BIN)/python benchmarks/e5_cotrain_vs_single.py
 	$(BIN)/python benchmarks/e6_unit.py
+	$(BIN)/python benchmarks/e7_cvlp.py
+	$(BIN)/python benchmarks/e7_cvlp.py --section E7R --tasks coco-ir --arms none mlm+itm
+	$(BIN)/python benchmarks/retrieval_eval.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/shared_machine.py
 
