@@ -16,6 +16,10 @@ Padding (id 0) and special tokens are never chosen.
 horizontal flip (``flip_prob``) and a random resize of each image's content by a factor in
 ``scales``, placed top-left on its canvas; ``target_boxes`` follow and ``image_mask`` ``[B, H, W]``
 (True = real pixel) is added.
+
+``image_augment`` (:mod:`cotrain.data.image_augment`): each image (every view) zoomed about its
+centre and shifted a little, edge pixels repeated - no flip and no colour change, so a caption
+stays true.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from cotrain.config import ConfigError, TransformConfig
 from cotrain.data.detr_augment import DetrAugment
+from cotrain.data.image_augment import ImageAugment
 
 Transform = Callable[[dict, torch.Generator], dict]
 IGNORE = -100
@@ -72,9 +77,14 @@ def _detr_augment(cfg: TransformConfig, tokenizer) -> Transform:
     return DetrAugment(cfg.flip_prob, (cfg.scales[0], cfg.scales[1]))
 
 
+def _image_augment(cfg: TransformConfig, tokenizer) -> Transform:
+    return ImageAugment(cfg.translate, (cfg.zoom[0], cfg.zoom[1]))
+
+
 TRANSFORMS: dict[str, Callable[[TransformConfig, object], Transform]] = {
     "mask_text": _mask_text,
     "detr_augment": _detr_augment,
+    "image_augment": _image_augment,
 }
 
 
@@ -88,4 +98,4 @@ def build_transforms(cfgs: list[TransformConfig], tokenizer=None) -> list[Transf
     return out
 
 
-__all__ = ["IGNORE", "DetrAugment", "MaskText", "TRANSFORMS", "build_transforms"]
+__all__ = ["IGNORE", "DetrAugment", "ImageAugment", "MaskText", "TRANSFORMS", "build_transforms"]
