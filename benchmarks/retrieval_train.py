@@ -41,6 +41,7 @@ def retrieval_config(args: argparse.Namespace, seed: int) -> dict:
     raw = vc.vl_config(args.preset, [TASK], steps=args.steps, seed=seed, dsg=False, device=args.device,
                        out_dir=str(Path(args.runs_dir) / f"{args.loss}-seed{seed}"), name=f"retrieval-{args.loss}")
     task = raw["tasks"][0]
+    task["source"]["n_train"] = args.n_train
     task["retrieval"] = {"loss": args.loss, "mining": args.mining, "negatives": args.negatives,
                          "candidates": args.candidates, "random_negatives": args.random_negatives,
                          "temperature": args.temperature}
@@ -48,6 +49,10 @@ def retrieval_config(args: argparse.Namespace, seed: int) -> dict:
         task["inputs"] = ["image", "text"]
     if args.augment:
         task["transforms"] = [{"kind": "image_augment"}]
+    from cotrain.config import apply_override
+
+    for assignment in args.set:
+        apply_override(raw, assignment)
     return raw
 
 
@@ -111,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.07, help="InfoNCE temperature (contrastive, both)")
     ap.add_argument("--inputs", choices=["regions", "image"], default="regions", help="the visual input")
     ap.add_argument("--augment", action="store_true", help="add the image_augment transform (with --inputs image)")
-    ap.add_argument("--steps", type=int, default=1500, help="training steps per run")
+    ap.add_argument("--steps", type=int, default=3000, help="training steps per run")
+    ap.add_argument("--n-train", type=int, default=20000, help="training captions generated (the E1 preset: 1000)")
     ap.add_argument("--preset", choices=sorted(vc.VL_PRESETS), default="small")
     ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, ...)")
     ap.add_argument("--workers", type=int, default=1, help="parallel worker processes (1: one run after the other)")
     ap.add_argument("--runs-dir", default="runs/bench/retrieval", help="folder for the run folders")
     ap.add_argument("--json", default=None, help="also write the per-seed results to this JSON file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override applied last, e.g. --set tasks.coco-ir.batch_size=64 (repeatable)")
     common.add_seeds_arg(ap, [0, 1, 2])
     args = ap.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
@@ -129,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = common.run_many([(train_one, (raw,), {}) for raw in raws], workers=args.workers,
                            label=lambda i, r: f"seed {args.seeds[i]}: joint c2i R@1 {100 * r['joint']['c2i_r1']:.1f}, "
                                               f"dual c2i R@1 {100 * r['dual']['c2i_r1']:.1f} ({r['wall_s']:.0f} s)")
-    settings = ", ".join(f"{k} {getattr(args, k)}" for k in ("loss", "mining", "negatives", "candidates",
-                                                             "random_negatives", "temperature", "inputs", "augment", "steps"))
+    settings = ", ".join(f"{k} {getattr(args, k)}" for k in ("loss", "mining", "negatives", "candidates", "random_negatives",
+                                                             "temperature", "inputs", "augment", "n_train", "steps"))
+    settings += "".join(f", {a}" for a in args.set)
     print(f"\n{TASK}, {args.preset} preset, {settings}; recall in % on the test pool\n")
     print(table(args.seeds, runs))
     if args.json:

@@ -200,9 +200,10 @@ class RetrievalConfig(_Strict):
         "fixed: the hard negatives chosen once (12-in-1's offline mining); per_epoch: re-drawn every epoch from the caption's `candidates` hard candidates"))
     candidates: int = Field(12, ge=1, description="per_epoch: hard candidate images kept per caption to draw the negatives from")
     random_negatives: int = Field(1, ge=0, description="extra negatives drawn at random from the other images of the batch (0: none)")
-    loss: Literal["multiple_choice", "contrastive", "both"] = Field("multiple_choice", description=(
+    loss: Literal["multiple_choice", "contrastive", "both"] = Field("both", description=(
         "multiple_choice: 12-in-1's K-way softmax over the alignment scores; contrastive: image-to-text and text-to-image "
-        "InfoNCE over the batch on the pooled single-stream states; both: their sum"))
+        "InfoNCE over the batch on the pooled single-stream states; both: their sum (the default: on the world's coco-ir "
+        "it trains the joint scores far better than multiple_choice alone, see benchmarks/retrieval_train.py)"))
     temperature: float = Field(0.07, gt=0.0, description="contrastive: the InfoNCE temperature")
     rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k with the full trunk (null: the full trunk on every pair)")
     test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test pool (with their captions), for quick runs; null: the whole split (named in the results when set)")

@@ -12,7 +12,9 @@ as the head's per-task options, see :mod:`cotrain.heads.common`):
   ``[B, D]``, which :meth:`cotrain.model.Model.losses` adds because :meth:`RetrievalHead.single_inputs`
   asks for them. It trains the dual-encoder representation that first-stage ranking uses.
 
-``both`` computes the two; each term is weighted by ``loss_weights`` (``{"mc": 1, "contrastive": 1}``
+``both`` (``tasks[].retrieval.loss``'s default) computes the two; a task without options (a
+``TaskSpec`` made by hand, a checkpoint from before the option) trains ``multiple_choice``. Each
+term is weighted by ``loss_weights`` (``{"mc": 1, "contrastive": 1}``
 by default, ``model.heads.<key>.loss_weights`` overrides). At evaluation every (caption, image) pair
 of a pool is scored (:meth:`cotrain.model.Model.score_pairs`).
 """

@@ -12,6 +12,7 @@ from vl_resolver import parse_np
 
 from cotrain.data.world.common import SPLIT_OFFSETS, example_rng, task_seed
 from cotrain.data.world.vl import GQA_ANSWERS, VQA_ANSWERS, task_stream, vl_scene
+from cotrain.data.world.vl import build as vl_build
 from cotrain.data.world.vl import retrieval
 from cotrain.data.world.vl.facts import facts_for
 from cotrain.data.world.vl.answers import normalize_answer
@@ -89,6 +90,14 @@ def test_retrieval_hard_candidates(small, name):
             worst_chosen = min(scores)
             assert all(retrieval.shared_score(true, vl_scene(0, c)) <= worst_chosen for c in valid
                        if c not in cands[row])
+
+
+def test_fewer_candidates_are_a_prefix_and_the_first_three_are_12in1s_negatives(small):
+    few = build("coco-ir", candidates=3)
+    np.testing.assert_array_equal(few.train.arrays["candidate_id"], small["coco-ir"].train.arrays["candidate_id"][:, :3])
+    assert few.meta["params"]["candidates"] == 3 and "candidates" not in small["vqa"].meta["params"]
+    view2 = [vl_build.scene_for_vl_example("coco-ir", 0, "train", row, view=2).index for row in range(5)]
+    assert view2 == few.train.arrays["candidate_id"][:5, 1].tolist()
 
 
 def test_retrieval_eval_splits_are_single_view(small):
