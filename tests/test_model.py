@@ -426,3 +426,44 @@ def test_pooled_single_is_the_stream_alone_through_the_trunk():
     assert not torch.allclose(joint, text_a)  # the joint pass sees the image
     with pytest.raises(InputError, match="reads"):
         model.pooled_single(a, task, "audio")
+
+
+@pytest.mark.parametrize("loss", ["multiple_choice", "contrastive", "both"])
+def test_retrieval_losses_follow_the_task_options(loss, monkeypatch):
+    """A retrieval task's ``head_options`` pick its terms; the contrastive term is InfoNCE on the
+    caption and its image (view 0) each alone through the trunk; contrastive alone runs no joint pass."""
+    from cotrain.heads.retrieval import info_nce
+
+    options = {"loss": loss, "temperature": 0.3}
+    model = vl_model([vl_spec("coco", "retrieval", head_options=options), vl_spec("flickr", "retrieval", head="coco")])
+    b = vl_batch("retrieval")  # K = 4 views
+    want = {}
+    if loss != "contrastive":
+        want["mc"] = torch.nn.functional.cross_entropy(model(b, "coco"), b["label"])
+    if loss != "multiple_choice":
+        view0 = {k: b[k][:, 0] for k in ("regions", "boxes", "region_mask")}
+        want["contrastive"] = info_nce(model.pooled_single(b, "coco", "text"),
+                                       model.pooled_single(view0, "coco", "regions"), 0.3)
+    if loss == "contrastive":
+        monkeypatch.setattr(Model, "forward", lambda *a: pytest.fail("joint pass"))
+    got = model.losses(b, "coco")
+    assert got.keys() == {*want, "loss"}
+    for k, v in want.items():
+        torch.testing.assert_close(got[k], v)
+    torch.testing.assert_close(got["loss"], sum(want.values()))
+    assert "single_text" not in b  # the caller's batch is left alone
+    monkeypatch.undo()
+    assert model.losses(b, "flickr").keys() == {"mc", "loss"}  # same head, the other task's (default) options
+
+
+def test_task_table_copies_the_retrieval_options():
+    from cotrain.config import config_from_dict
+    from cotrain.tasks import make_spec, spec_from_dict
+
+    cfg = config_from_dict({"tasks": [{"name": "ir", "source": {"kind": "world", "name": "coco-ir"},
+                                       "retrieval": {"loss": "both", "temperature": 0.1}},
+                                      {"name": "q", "source": {"kind": "world", "name": "vqa"}}]})
+    ir = make_spec(cfg.tasks[0], cfg, num_classes=1, data_head="retrieval", region_dim=F_DIM)
+    assert ir.head_options == {"loss": "both", "temperature": 0.1}
+    assert spec_from_dict(ir.to_dict()) == ir
+    assert make_spec(cfg.tasks[1], cfg, num_classes=3, data_head="vqa", region_dim=F_DIM).head_options is None

@@ -64,6 +64,9 @@ def test_data_is_tokenised_cleaned_and_typed(trained):
         for s in ("train", "val"):
             assert not set(d.split(s).arrays["image_id"].ravel().tolist()) & test_ids
     assert data["vqa"].meta["clean_split"]["train"]["rows_before"] == 48
+    # ... nor a hard candidate of a retrieval caption: those are masked (-1), the row stays
+    cands = data["coco-ir"].train.arrays["candidate_id"]
+    assert not set(cands.ravel().tolist()) & test_ids and (cands >= 0).sum(axis=1).min() >= 3
 
 
 def test_training_reports_each_head_metric(trained):

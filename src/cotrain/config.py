@@ -171,21 +171,28 @@ class TransformConfig(_Strict):
     — a ``prob`` share of the real regions is chosen, every real region overlapping a chosen one with
     IoU > ``overlap_iou`` is chosen too, and the chosen ones are zeroed or swapped with a region of
     another image (``fill``); ``batch["region_target"]`` (the features before masking) and
-    ``batch["region_masked"]`` (True = masked) added. Put ``match_pairs`` before the masks."""
+    ``batch["region_masked"]`` (True = masked) added. Put ``match_pairs`` before the masks.
+    ``image_augment``: pixels of image-text tasks (every view) zoomed by a factor drawn from ``zoom``
+    about the centre and shifted by up to ``translate`` of the side, edge pixels repeated; no flip
+    (captions say left / right) and no colour change (captions name colours)."""
 
-    kind: Literal["mask_text", "detr_augment", "match_pairs", "mask_regions"] = Field(
-        description="the transform: mask_text, detr_augment, match_pairs or mask_regions")
+    kind: Literal["mask_text", "detr_augment", "match_pairs", "mask_regions", "image_augment"] = Field(
+        description="the transform: mask_text, detr_augment, match_pairs, mask_regions or image_augment")
     prob: float = Field(0.15, gt=0.0, lt=1.0, description="mask_text: the share of word pieces chosen for masking; mask_regions: the share of regions chosen (before the overlap rule)")
     mismatch_prob: float = Field(0.5, gt=0.0, lt=1.0, description="match_pairs: the share of rows whose caption is replaced by another image's")
     overlap_iou: float = Field(0.4, ge=0.0, le=1.0, description="mask_regions: a real region overlapping a chosen one with IoU above this is masked too (12-in-1: 0.4; 1.0 turns the rule off)")
     fill: Literal["zero", "swap"] = Field("zero", description="mask_regions: masked features are zeroed, or replaced by a region of another image of the batch (CVLP's two options)")
     flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="detr_augment: the probability of a horizontal flip (boxes: cx -> 1 - cx)")
     scales: list[float] = Field([0.6, 1.0], description="detr_augment: [min, max] of the resize factor of the image content (0 < min <= max <= 1), drawn uniformly per image")
+    translate: float = Field(0.06, ge=0.0, lt=0.5, description="image_augment: the largest shift of the content, as a share of the image side, drawn uniformly per image and axis")
+    zoom: list[float] = Field([0.9, 1.1], description="image_augment: [min, max] of the zoom factor about the centre (0 < min <= max), drawn uniformly per image")
 
     @model_validator(mode="after")
     def _check_scales(self) -> "TransformConfig":
         if len(self.scales) != 2 or not 0.0 < self.scales[0] <= self.scales[1] <= 1.0:
             raise FieldProblem("scales", f"scales must be [min, max] with 0 < min <= max <= 1, got {self.scales}")
+        if len(self.zoom) != 2 or not 0.0 < self.zoom[0] <= self.zoom[1]:
+            raise FieldProblem("zoom", f"zoom must be [min, max] with 0 < min <= max, got {self.zoom}")
         return self
 
 
@@ -198,9 +205,10 @@ class RetrievalConfig(_Strict):
         "fixed: the hard negatives chosen once (12-in-1's offline mining); per_epoch: re-drawn every epoch from the caption's `candidates` hard candidates"))
     candidates: int = Field(12, ge=1, description="per_epoch: hard candidate images kept per caption to draw the negatives from")
     random_negatives: int = Field(1, ge=0, description="extra negatives drawn at random from the other images of the batch (0: none)")
-    loss: Literal["multiple_choice", "contrastive", "both"] = Field("multiple_choice", description=(
+    loss: Literal["multiple_choice", "contrastive", "both"] = Field("both", description=(
         "multiple_choice: 12-in-1's K-way softmax over the alignment scores; contrastive: image-to-text and text-to-image "
-        "InfoNCE over the batch on the pooled single-stream states; both: their sum"))
+        "InfoNCE over the batch on the pooled single-stream states; both: their sum (the default: on the world's coco-ir "
+        "it trains the joint scores far better than multiple_choice alone, see benchmarks/retrieval_train.py)"))
     temperature: float = Field(0.07, gt=0.0, description="contrastive: the InfoNCE temperature")
     rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k images (and each image's top k captions) with the full trunk (null: the full trunk on every pair)")
     test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test split's pool (a fixed seeded choice, with all their captions), for quick runs; null: the whole split (named in the results when set)")

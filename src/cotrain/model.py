@@ -9,7 +9,7 @@ network. The trunk gets the task's name (``task=``) besides its task-token ids. 
 :data:`cotrain.trunks.TRUNKS`, heads from :data:`cotrain.heads.HEADS`.
 
 A batch whose non-text arrays carry a view axis ``[B, K, ...]`` (NLVR2: K = 2; retrieval training:
-K = 4) runs ``B·K`` trunk passes with the text repeated, and the trunk output is regrouped
+K = 1 + negatives + random negatives) runs ``B·K`` trunk passes with the text repeated, and the trunk output is regrouped
 ``[B, K, ...]`` for the head.
 """
 
@@ -22,7 +22,7 @@ from cotrain.config import ConfigError, HeadConfig, ModelConfig
 from cotrain.encoders import build_encoder, encode, entry, views_of
 from cotrain.errors import InputError
 from cotrain.heads import build_head, head_class
-from cotrain.heads.common import STAT_PREFIX
+from cotrain.heads.common import STAT_PREFIX, single_key
 from cotrain.pair_scoring import PairScorer
 from cotrain.tasks import TaskSpec
 from cotrain.trunks import build_trunk
@@ -85,6 +85,12 @@ def resolve_heads(cfg: ModelConfig, tasks: list[TaskSpec]) -> dict[str, tuple[He
                               f"{names} has {n} classes")
         out[key] = (head_cfg, n)
     return out
+
+
+def _first_view(batch: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """``batch``'s arrays of input ``kind`` (view 0 of each when they carry a view axis ``[B, K, ...]``)."""
+    cut = views_of(kind, batch) > 0
+    return {k: batch[k][:, 0] if cut else batch[k] for k in entry(kind).keys if batch.get(k) is not None}
 
 
 class Model(nn.Module):
@@ -227,10 +233,20 @@ class Model(nn.Module):
 
     def losses(self, batch: dict[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
         """The head's loss terms plus ``"loss"`` = loss_weight · Σ head.loss_weights[term] · term;
-        statistics (terms named ``stat_*``) are returned detached and are not in the sum."""
+        statistics (terms named ``stat_*``) are returned detached and are not in the sum.
+
+        The task's ``head_options`` (e.g. a retrieval task's ``loss`` and ``temperature``) go to the
+        head's ``losses`` as keyword arguments. Each input kind the head asks for in
+        ``single_inputs`` is run alone through the trunk (:meth:`pooled_single`, view 0 of a view
+        batch) and added as ``batch["single_<kind>"]`` ``[B, D]``; when the head's ``uses_joint`` is
+        False the joint pass is skipped and its predictions are None (see :mod:`cotrain.heads.common`)."""
         spec = self.spec(task)
         head = self.heads[spec.head]
-        terms = head.losses(self(batch, task), batch)
+        options = spec.head_options or {}
+        single = head.single_inputs(spec.inputs, **options)
+        if single:
+            batch = {**batch, **{single_key(k): self.pooled_single(_first_view(batch, k), task, k) for k in single}}
+        terms = head.losses(self(batch, task) if head.uses_joint(**options) else None, batch, **options)
         total = head.weighted_total(terms)
         terms = {k: v.detach() if k.startswith(STAT_PREFIX) else v for k, v in terms.items()}
         terms["loss"] = total * spec.loss_weight if spec.loss_weight != 1.0 else total

@@ -46,6 +46,7 @@ class TaskSpec:
     region_dim: int | None = None  # F of the region features, for tasks reading regions
     queries: int | None = None  # decoder queries (trunk encoder_decoder); None: model.encoder_decoder.queries
     attribute_names: tuple[str, ...] | None = None  # detection: the objects' attribute classes (BUTD head)
+    head_options: dict | None = None  # the task's own settings for its head's loss (Head.options_from), e.g. retrieval's
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -112,12 +113,15 @@ def make_spec(task: TaskConfig, cfg: ExperimentConfig, *, num_classes: int, mult
     cls = head_class(kind)
     if cls.needs is not None and cls.needs not in inputs:
         raise ConfigError(f"task {task.name!r}: a {kind} head needs the {cls.needs!r} input; the task reads {list(inputs)}")
+    section = getattr(task, cls.options_from) if cls.options_from else None
+    options = {k: getattr(section, k) for k in cls.option_keys} if section is not None else None
     return TaskSpec(
         name=task.name, inputs=inputs, head=task.head_key, head_kind=kind, num_classes=int(num_classes),
         metric=task.metric or cls.metric, loss_weight=task.loss_weight, group=task.group or group,
         region_dim=region_dim if "regions" in inputs else None,
         queries=(task.queries or cfg.model.encoder_decoder.queries) if cfg.model.trunk == "encoder_decoder" else None,
         attribute_names=tuple(attribute_names) if attribute_names and kind == "detect" else None,
+        head_options=options,
     )
 
 

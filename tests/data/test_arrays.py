@@ -51,6 +51,19 @@ def test_take_with_views_matches_the_per_row_layout():
     assert split.keys() == ["label", "visual_index", "text_raw", "regions", "boxes", "region_mask"]
 
 
+def test_take_gathers_given_views_instead_of_the_rows_own_index():
+    store = _store(5)
+    split = Split({"label": np.arange(3), "visual_index": np.array([0, 1, 2]),
+                   "candidate_index": np.array([[3, 4], [4, -1], [0, 1]]), "candidate_id": np.array([[3, 4], [4, -1], [0, 1]])},
+                  {"visual": store})
+    views = np.array([[1, 3, 4], [2, 0, 0]])  # [B, K] store rows chosen by a view sampler
+    batch = split.take(np.array([1, 2]), views={"visual": views})
+    np.testing.assert_array_equal(batch["regions"].numpy(), store.arrays["regions"][views].astype(np.float16))
+    assert batch["label"].tolist() == [1, 2] and not {"candidate_index", "candidate_id", "visual_index"} & set(batch)
+    with pytest.raises(KeyError, match="views name stores"):
+        split.take(np.array([0]), views={"pixels": views})
+
+
 def test_subset_keeps_the_stores():
     store = _store(3)
     split = Split({"label": np.arange(4), "visual_index": np.array([2, 0, 2, 1])}, {"visual": store})

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cotrain.data.clean_split import apply_keep, clean_splits, format_clean_report
+from cotrain.data.clean_split import apply_keep, clean_splits, clean_task_data, format_clean_report
 
 
 def ids(*v):
@@ -119,3 +119,29 @@ def test_errors_name_the_bad_value():
         apply_keep({"x": np.arange(3)}, np.array([True, False]))
     with pytest.raises(ValueError, match="1-D boolean mask, got dtype int64"):
         apply_keep({"x": np.arange(2)}, np.array([1, 0]))
+
+
+def test_hard_candidates_in_a_test_split_are_masked_not_their_rows():
+    from cotrain.data.arrays import Split, TaskData
+    from cotrain.data.stores import VisualStore
+
+    store = VisualStore({"image": np.zeros((8, 3, 2, 2), np.uint8)})  # store row j shows image 10 + j
+
+    def split(own, cand=None):
+        arrays = {"image_id": 10 + np.asarray(own), "visual_index": np.asarray(own), "label": np.zeros(len(own), np.int64)}
+        if cand is not None:
+            arrays.update(candidate_index=np.asarray(cand), candidate_id=10 + np.asarray(cand))
+        return Split(arrays, {"visual": store})
+
+    # test images: 15 (ir), 16 and 17 (q)
+    ir = TaskData("ir", ["match"], split([0, 1, 2, 5], [[1, 5, 2], [0, 6, 5], [7, 0, 1], [0, 1, 2]]), split([3]),
+                  split([5]))
+    other = TaskData("q", ["a"], split([4, 6]), split([0]), split([6, 7]))
+    report = clean_task_data({"ir": ir, "q": other})
+    assert ir.train.arrays["image_id"].tolist() == [10, 11, 12]  # the row showing test image 15 goes
+    cand = ir.train.arrays["candidate_index"]
+    assert cand.tolist() == [[1, -1, 2], [0, -1, -1], [-1, 0, 1]]  # candidates 15, 16, 17 masked; rows stay
+    assert (ir.train.arrays["candidate_id"] == np.where(cand < 0, -1, 10 + cand)).all()
+    assert report["tasks"]["ir"]["train"]["candidates_masked"] == 4
+    assert ir.meta["clean_split"]["train"]["candidates_masked"] == 4
+    assert other.train.arrays["image_id"].tolist() == [14] and "candidates_masked" not in report["tasks"]["q"]["train"]

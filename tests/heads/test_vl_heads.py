@@ -1,10 +1,12 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from cotrain.config import HeadConfig
+from cotrain.config import ConfigError, HeadConfig
 from cotrain.heads.refexp import RefExpHead
-from cotrain.heads.retrieval import RetrievalHead
+from cotrain.heads.retrieval import RetrievalHead, info_nce
 from cotrain.heads.verify import NLVRHead, SNLIVEHead
 from cotrain.heads.vqa import VQAHead
 from cotrain.trunks.output import TrunkOutput
@@ -83,13 +85,58 @@ def test_retrieval_head_scores_views_and_multiple_choice_loss():
     assert scores.shape == (B, 4)
     torch.testing.assert_close(scores, head.score(o4.h_img * o4.h_cls).squeeze(-1))
     label = torch.tensor([0, 1, 3, 0])
-    torch.testing.assert_close(head.losses(scores, {"label": label})["ce"], F.cross_entropy(scores, label))
+    assert head.losses(scores, {"label": label}).keys() == {"mc"}  # multiple_choice: the default
+    torch.testing.assert_close(head.losses(scores, {"label": label})["mc"], F.cross_entropy(scores, label))
     single = head(out())
     assert single.shape == (B,)
     with pytest.raises(ValueError, match="view axis"):
         head.losses(single, {"label": torch.zeros(B, dtype=torch.long)})
     with pytest.raises(TypeError, match="int64"):
         head.losses(scores, {"label": torch.zeros(B)})
+
+
+def test_info_nce_against_a_hand_computed_value():
+    """text (1, 0), (0, 2); images (3, 0), (1, 1): cosines [[1, 1/√2], [0, 1/√2]], over τ = 0.5
+    S = [[2, √2], [0, √2]]. Text → image: CE of row 0 (target 0) and row 1 (target 1); image → text:
+    CE of column 0 [2, 0] (target 0) and column 1 [√2, √2] (target 1), which is log 2."""
+    text = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    visual = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    r2 = math.sqrt(2)
+    t2i = (-math.log(math.exp(2) / (math.exp(2) + math.exp(r2))) - math.log(math.exp(r2) / (1 + math.exp(r2)))) / 2
+    i2t = (-math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(2)) / 2
+    got = info_nce(text, visual, 0.5)
+    assert got.item() == pytest.approx((t2i + i2t) / 2, rel=1e-6)
+    # two rows showing one image are out of each other's softmax: each row's only candidate is its own
+    assert info_nce(text, visual, 0.5, torch.tensor([7, 7])).item() == pytest.approx(0.0, abs=1e-7)
+    assert info_nce(text, visual, 0.5, torch.tensor([7, 8])).item() == pytest.approx(got.item())
+    # cosine: the scale of the states does not matter; the temperature does
+    assert info_nce(3 * text, 0.1 * visual, 0.5).item() == pytest.approx(got.item(), rel=1e-6)
+    assert info_nce(text, visual, 0.1).item() != pytest.approx(got.item())
+
+
+def test_retrieval_losses_per_task_option():
+    torch.manual_seed(0)
+    head = RetrievalHead(HeadConfig(), D)
+    assert head.default_loss_weights == {"mc": 1.0, "contrastive": 1.0}
+    scores = torch.randn(B, 4)
+    single = {"single_text": torch.randn(B, D), "single_regions": torch.randn(B, D)}
+    batch = {"label": torch.zeros(B, dtype=torch.long), "image_id": torch.arange(B * 4).view(B, 4), **single}
+    nce = info_nce(single["single_text"], single["single_regions"], 0.2)
+    both = head.losses(scores, batch, loss="both", temperature=0.2)
+    assert both.keys() == {"mc", "contrastive"}
+    torch.testing.assert_close(both["mc"], F.cross_entropy(scores, batch["label"]))
+    torch.testing.assert_close(both["contrastive"], nce)
+    torch.testing.assert_close(head.weighted_total(both), both["mc"] + nce)
+    assert head.losses(None, batch, loss="contrastive", temperature=0.2).keys() == {"contrastive"}
+    assert (head.uses_joint(loss="contrastive"), head.uses_joint(loss="both"), head.uses_joint()) == (False, True, True)
+    assert head.single_inputs(("regions", "text"), loss="both") == ("regions", "text")
+    assert head.single_inputs(("regions", "text"), loss="multiple_choice") == ()
+    with pytest.raises(KeyError, match="single_text"):
+        head.losses(None, {"label": batch["label"]}, loss="contrastive")
+    with pytest.raises(ConfigError, match="unknown retrieval loss"):
+        head.losses(scores, batch, loss="triplet")
+    weighted = RetrievalHead(HeadConfig(loss_weights={"contrastive": 0.5}), D)
+    torch.testing.assert_close(weighted.weighted_total(both), both["mc"] + 0.5 * nce)
 
 
 def test_refexp_padding_never_wins_and_is_left_out_of_the_loss():

@@ -17,7 +17,10 @@ Array keys and layouts (N = examples):
 Per-image visual arrays of vision-and-language splits (``regions``, ``boxes``, ``region_mask``,
 ``image``) live once per image in a :class:`~cotrain.data.stores.VisualStore` (in memory or
 memory-mapped), referenced by the row array ``visual_index`` int64 ``[N]`` / ``[N, K]``; batches
-gather them, so they look as if every row carried its own copy (``docs/vl-contract.md``).
+gather them, so they look as if every row carried its own copy (``docs/vl-contract.md``). A
+retrieval train split also references that store through ``candidate_index`` int64 ``[N, C]`` (each
+caption's hard candidate images, -1 where the clean split removed one) with their ``candidate_id``;
+both stay out of batches: a view sampler (:mod:`cotrain.data.negatives`) draws the negatives from them.
 
 The :class:`BatchIterator` draws batches from a split in a seeded permutation per epoch; its whole
 state is ``(epoch, position)``, so it resumes exactly without storing the permutation.
@@ -39,6 +42,9 @@ INPUT_KEYS = ("image", "video", "audio", "text")
 # until the tokenizer turns it into text)
 INPUT_ARRAYS = {"image": ("image",), "video": ("video",), "audio": ("audio",), "text": ("text", "text_raw"),
                 "regions": ("regions",)}
+# retrieval train rows: hard candidates (store rows of CANDIDATE_STORE, -1 = none) and their image ids
+CANDIDATE_KEYS = ("candidate_index", "candidate_id")
+CANDIDATE_STORE = "visual"
 
 
 @dataclass(repr=False)
@@ -76,6 +82,21 @@ class Split:
                     other = f"store {seen[k]!r}" if k in seen else "a row array"
                     raise ValueError(f"store {name!r} holds {k!r}, which {other} of the split holds too")
                 seen[k] = name
+        self._check_candidates()
+
+    def _check_candidates(self) -> None:
+        """``candidate_index`` / ``candidate_id`` come together, int ``[N, C]``, the index into the
+        store ``visual`` (-1: no candidate)."""
+        index, ids = (self.arrays.get(k) for k in CANDIDATE_KEYS)
+        if index is None and ids is None:
+            return
+        if index is None or ids is None or np.shape(index) != np.shape(ids) or np.ndim(index) != 2:
+            raise ValueError(f"a split's hard candidates need {' and '.join(CANDIDATE_KEYS)}, both int [N, C]; got "
+                             f"{[(k, np.shape(self.arrays[k])) for k in CANDIDATE_KEYS if k in self.arrays]}")
+        store = self.stores.get(CANDIDATE_STORE)
+        if store is None:
+            raise ValueError(f"candidate_index points into the store {CANDIDATE_STORE!r}, which the split lacks")
+        store.check_index(np.where(index < 0, 0, index) if np.size(index) else index, "split array 'candidate_index'")
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))
@@ -129,11 +150,14 @@ class Split:
         out.update(self.visual(rows))
         return out
 
-    def take(self, index: np.ndarray) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    def take(self, index: np.ndarray, views: dict[str, np.ndarray] | None = None
+             ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Rows ``index`` as a batch of tensors (``torch.from_numpy`` on the gathered rows): every
         row array, a :class:`Ragged` one as a list of B tensors ``[n_i, ...]``, and every store
-        array gathered through its index; string arrays (``text_raw``) and store indexes stay out."""
-        index_keys = {index_key(n) for n in self.stores}
+        array gathered through its index; string arrays (``text_raw``), store indexes and hard
+        candidates stay out. ``views``: ``{store: rows int [B, K]}`` gathered instead of the rows'
+        own index (a view sampler's choice, e.g. a caption's image and its negatives)."""
+        index_keys = {index_key(n) for n in self.stores} | set(CANDIDATE_KEYS)
         batch: dict[str, torch.Tensor | list[torch.Tensor]] = {}
         for k, v in self.arrays.items():
             if k in index_keys:
@@ -142,8 +166,13 @@ class Split:
                 batch[k] = [torch.from_numpy(np.ascontiguousarray(r)) for r in v.rows(index)]
             elif v.dtype.kind not in "USO":
                 batch[k] = torch.from_numpy(np.ascontiguousarray(v[index]))
-        for k, v in self.visual(index).items():
-            batch[k] = torch.from_numpy(np.ascontiguousarray(v))
+        unknown = sorted(set(views or {}) - set(self.stores))
+        if unknown:
+            raise KeyError(f"views name stores {unknown}; the split has {sorted(self.stores)}")
+        for name, store in self.stores.items():
+            rows = views[name] if views and name in views else self.arrays[index_key(name)][index]
+            for k, v in store.take(rows).items():
+                batch[k] = torch.from_numpy(np.ascontiguousarray(v))
         return batch
 
     def subset(self, index: np.ndarray) -> "Split":
@@ -209,14 +238,20 @@ class BatchIterator:
 
     The permutation of epoch ``e`` is drawn from ``np.random.default_rng((seed, e))``, so the
     iterator state is just ``(epoch, position)``.
+
+    ``views``: an object whose ``take(split, rows, seed=, epoch=, batch=)`` builds the batch of
+    ``rows`` instead of ``split.take(rows)`` (the retrieval view sampler,
+    :class:`cotrain.data.negatives.NegativeSampler`: a caption's image and its negatives drawn for
+    this epoch and batch); what it draws is a function of the iterator state, so it resumes alike.
     """
 
-    def __init__(self, split: Split, batch_size: int, seed: int) -> None:
+    def __init__(self, split: Split, batch_size: int, seed: int, views=None) -> None:
         if len(split) == 0:
             raise ValueError("cannot iterate over an empty split")
         self.split = split
         self.batch_size = min(batch_size, len(split))
         self.seed = seed
+        self.views = views
         self.epoch = 0
         self.position = 0
         self._perm = self._permutation(0)
@@ -234,7 +269,11 @@ class BatchIterator:
         return idx
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        return self.split.take(np.sort(self.next_index()))
+        rows = np.sort(self.next_index())
+        if self.views is None:
+            return self.split.take(rows)
+        return self.views.take(self.split, rows, seed=self.seed, epoch=self.epoch,
+                               batch=self.position // self.batch_size - 1)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self

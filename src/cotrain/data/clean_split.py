@@ -7,9 +7,11 @@ of *any* selected task; test splits are never changed. The paper reports ~11% le
 on average across datasets.
 
 Input (per task): ``{"train": ids, "val": ids, "test": ids}``, each ``image_id`` int64 ``[N]`` or
-``[N, K]`` (K images per row, e.g. NLVR2 K = 2, retrieval train K = 4; a row goes if ANY of its K
-images is a test image). Output: per task boolean keep-masks ``{"train": [N_train], "val": [N_val]}``
-and a report (:func:`clean_splits`), printable with :func:`format_clean_report`.
+``[N, K]`` (K images per row, e.g. NLVR2 K = 2; a row goes if ANY of its K images is a test image).
+Output: per task boolean keep-masks ``{"train": [N_train], "val": [N_val]}`` and a report
+(:func:`clean_splits`), printable with :func:`format_clean_report`. A retrieval train split's hard
+candidates (``candidate_id`` ``[N, C]``, which negatives are drawn from) do not cost a row its place:
+:func:`clean_task_data` masks each test image among them (-1 in ``candidate_index`` / ``candidate_id``).
 """
 
 from __future__ import annotations
@@ -182,7 +184,8 @@ def clean_task_data(data: dict) -> dict | None:
 
     Returns the :func:`clean_splits` report, or None when fewer than one task has image ids. The
     one place the clean split happens: ``data.clean: true`` in a config and ``cotrain data clean``
-    both come here.
+    both come here. Hard candidates that are test images are masked (-1), their count per split in
+    ``meta["clean_split"][split]["candidates_masked"]``.
     """
     from cotrain.data.arrays import Split
 
@@ -190,10 +193,28 @@ def clean_task_data(data: dict) -> dict | None:
     if not selected:
         return None
     cleaned, report = clean_splits({n: {s: d.split(s).arrays["image_id"] for s in SPLITS} for n, d in selected.items()})
+    test_pool = np.unique(np.concatenate([np.asarray(d.test.arrays["image_id"]).ravel() for d in selected.values()]))
     for name, d in selected.items():
         for s in CLEANED:
             if not cleaned[name][s].any():
                 raise ValueError(f"task {name!r}: the clean split removes every row of its {s} split")
-            setattr(d, s, Split(apply_keep(d.split(s).arrays, cleaned[name][s]), d.split(s).stores))
+            kept, masked = mask_candidates(apply_keep(d.split(s).arrays, cleaned[name][s]), test_pool)
+            setattr(d, s, Split(kept, d.split(s).stores))
+            if masked:
+                report["tasks"][name][s]["candidates_masked"] = masked
         d.meta["clean_split"] = {s: report["tasks"][name][s] for s in CLEANED}
     return report
+
+
+def mask_candidates(arrays: dict, test_pool: np.ndarray) -> tuple[dict, int]:
+    """``arrays`` with every hard candidate (``candidate_id`` ``[N, C]``) in ``test_pool`` set to -1
+    there and in ``candidate_index``; and how many were masked (0 without candidates)."""
+    if "candidate_id" not in arrays:
+        return arrays, 0
+    hit = np.isin(arrays["candidate_id"], test_pool) & (arrays["candidate_id"] >= 0)
+    if not hit.any():
+        return arrays, 0
+    out = dict(arrays)
+    for key in ("candidate_index", "candidate_id"):
+        out[key] = np.where(hit, -1, arrays[key])
+    return out, int(hit.sum())

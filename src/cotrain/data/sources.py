@@ -31,7 +31,9 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
         cache_dir=data_root(cfg) / "world", progress=progress,
     )
     if src.name in VL_TASKS:
-        return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions, **common)
+        r = task.retrieval  # retrieval tasks keep enough hard candidates for their negatives
+        return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions,
+                                   candidates=max(r.candidates, r.negatives), **common)
     if src.name in TEXT_TASKS:
         return build_text_world_task(src.name, **common)
     size = enc.video.image_size if world_task_inputs(src.name) == ("video",) else enc.image.image_size

@@ -27,6 +27,10 @@ overlapping a chosen one with IoU > ``overlap_iou`` (from ``boxes``); chosen fea
 horizontal flip (``flip_prob``) and a random resize of each image's content by a factor in
 ``scales``, placed top-left on its canvas; ``target_boxes`` follow and ``image_mask`` ``[B, H, W]``
 (True = real pixel) is added.
+
+``image_augment`` (:mod:`cotrain.data.image_augment`): each image (every view) zoomed about its
+centre and shifted a little, edge pixels repeated - no flip and no colour change, so a caption
+stays true.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import torch
 
 from cotrain.config import ConfigError, TransformConfig
 from cotrain.data.detr_augment import DetrAugment
+from cotrain.data.image_augment import ImageAugment
 from cotrain.data.pretrain_masks import MaskRegions, MatchPairs
 
 Transform = Callable[[dict, torch.Generator], dict]
@@ -92,11 +97,16 @@ def _mask_regions(cfg: TransformConfig, tokenizer) -> Transform:
     return MaskRegions(cfg.prob, cfg.overlap_iou, cfg.fill)
 
 
+def _image_augment(cfg: TransformConfig, tokenizer) -> Transform:
+    return ImageAugment(cfg.translate, (cfg.zoom[0], cfg.zoom[1]))
+
+
 TRANSFORMS: dict[str, Callable[[TransformConfig, object], Transform]] = {
     "mask_text": _mask_text,
     "detr_augment": _detr_augment,
     "match_pairs": _match_pairs,
     "mask_regions": _mask_regions,
+    "image_augment": _image_augment,
 }
 
 
@@ -110,4 +120,4 @@ def build_transforms(cfgs: list[TransformConfig], tokenizer=None) -> list[Transf
     return out
 
 
-__all__ = ["IGNORE", "DetrAugment", "MaskRegions", "MaskText", "MatchPairs", "TRANSFORMS", "build_transforms"]
+__all__ = ["IGNORE", "DetrAugment", "ImageAugment", "MaskRegions", "MaskText", "MatchPairs", "TRANSFORMS", "build_transforms"]

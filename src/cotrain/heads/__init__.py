@@ -10,7 +10,7 @@ task's class count sizes it, and the input kind it needs.
 | ``classify`` | linear / MLP | class token (or ``h_IMG ⊙ h_CLS``), or mean of tokens | softmax CE | top1 |
 | ``multilabel`` | linear / MLP | same | sigmoid BCE | top1 (or mAP) |
 | ``vqa`` | 2-layer MLP | ``h_IMG ⊙ h_CLS`` | soft-score BCE × A | vqa |
-| ``retrieval`` | ``W(h_IMG ⊙ h_CLS)`` | per view | K-way multiple choice CE | recall |
+| ``retrieval`` | ``W(h_IMG ⊙ h_CLS)`` | per view (+ single-stream states) | K-way multiple choice CE and / or in-batch InfoNCE | recall |
 | ``refexp`` | ``W h_{v_i}`` | region states | BCE on IoU targets | refexp |
 | ``nlvr`` | 2-layer MLP | two views concatenated | softmax CE | top1 |
 | ``snli-ve`` | 2-layer MLP | ``h_IMG ⊙ h_CLS`` | softmax CE | top1 |

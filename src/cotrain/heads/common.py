@@ -9,6 +9,16 @@ probabilities or scores; ``results(probs, batch, class_names, top_k)`` → one d
 the inference API. Class attributes say what the task table needs: ``kind``, the default
 ``metric``, whether the output size is the task's number of classes (``uses_classes``), and which
 input kind the head reads tokens of (``needs``).
+
+Per-task options: a head whose loss depends on settings of the task (not of the shared head) names
+the task-config section (``options_from``, e.g. ``"retrieval"`` for ``tasks[].retrieval``) and its
+keys (``option_keys``); the task table copies them into ``TaskSpec.head_options`` and
+:meth:`cotrain.model.Model.losses` passes them to ``losses`` as keyword arguments. Single-stream
+states: a head whose loss also reads inputs run *alone* through the trunk (a dual-encoder loss) says
+which in ``single_inputs(inputs, **options)``; ``Model.losses`` then adds ``batch[single_key(kind)]``
+= ``batch["single_<kind>"]`` ``[B, D]`` (:meth:`cotrain.model.Model.pooled_single` on view 0 of a
+view batch). A head whose loss does not read the joint predictions under some options says so in
+``uses_joint(**options)``; it then gets ``None`` instead and the joint trunk pass is skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ class Head(nn.Module):
     # trunk's last layer compute just those (CoAttentionTrunk.finish(first_only=True))
     first_states_only: bool = False
     default_loss_weights: dict[str, float] = {}
+    options_from: str | None = None  # a task-config section holding this head's per-task options
+    option_keys: tuple[str, ...] = ()  # its keys, passed to losses() as keyword arguments
 
     def __init__(self, cfg: HeadConfig) -> None:
         super().__init__()
@@ -43,6 +55,15 @@ class Head(nn.Module):
             raise ConfigError(f"a {self.kind} head has loss terms {sorted(self.default_loss_weights)}; "
                               f"loss_weights names {unknown}")
         self.loss_weights = {**self.default_loss_weights, **cfg.loss_weights}
+
+    def single_inputs(self, inputs: tuple[str, ...], **options) -> tuple[str, ...]:
+        """The input kinds (of the task's ``inputs``) whose single-stream state ``losses`` reads under
+        ``options`` (``batch["single_<kind>"]`` ``[B, D]``); none by default."""
+        return ()
+
+    def uses_joint(self, **options) -> bool:
+        """Whether ``losses`` reads the joint predictions under ``options`` (else it gets None)."""
+        return True
 
     def weighted_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """``Σ loss_weights[k] · terms[k]`` over the terms; statistics (names starting ``stat_``) are
@@ -88,6 +109,11 @@ class SimpleClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.drop(x))
+
+
+def single_key(kind: str) -> str:
+    """The batch key of input ``kind``'s single-stream state: ``"single_<kind>"``."""
+    return f"single_{kind}"
 
 
 def get_label(batch: dict[str, torch.Tensor], head: str) -> torch.Tensor:

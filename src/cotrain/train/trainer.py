@@ -24,8 +24,12 @@ the progress bar run after every step. Extra hooks are given as ``Trainer(..., h
 Under ``torchrun`` every rank trains the same task each step on its own batches and gradients are
 averaged before the update (:mod:`cotrain.train.distributed`); rank 0 writes logs and checkpoints.
 
+Batches come from each task's :class:`~cotrain.data.arrays.BatchIterator`, built with the view
+sampler its data asks for (:func:`cotrain.data.negatives.view_sampler`: a retrieval task's images and
+negatives, drawn per epoch and batch; none for other tasks), so the loop has no per-task branch.
+
 Exact resume: the schedule is a pure function of the global step, batch iterators are
-``(epoch, position)``, the hooks' states (DSG's, the EMA weights) are saved, and the checkpoint holds weights, optimizer state and
+``(epoch, position)`` (what a view sampler draws follows from them), the hooks' states (DSG's, the EMA weights) are saved, and the checkpoint holds weights, optimizer state and
 the torch RNG states (CPU, and CUDA's when available), so a run stopped at step k and resumed ends
 with the same weights as an uninterrupted one. A checkpoint that cannot give that (no optimizer
 state) is refused unless ``allow_inexact_resume`` is set (:meth:`Trainer.restore`).
@@ -44,6 +48,7 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError, ExperimentConfig, config_from_dict, dump_config
 from ..data.arrays import BatchIterator, TaskData, batch_to
+from ..data.negatives import view_sampler
 from ..data.sources import build_all_task_data
 from ..errors import CotrainError
 from ..data.transforms import build_transforms
@@ -188,7 +193,8 @@ class Trainer:
         self.hooks: list[Hook] = self._builtin_hooks() + list(hooks or [])
         self.warmup_steps = warmup_steps(cfg)
         self.iterators = {
-            t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i + 7919 * self.dist.rank)
+            t.name: BatchIterator(data[t.name].train, t.batch_size, seed=run.seed * 1_000_003 + i + 7919 * self.dist.rank,
+                                  views=view_sampler(data[t.name].train, t))
             for i, t in enumerate(cfg.tasks)
         }
         mults = {t.name: t.lr_mult for t in cfg.tasks}

@@ -178,24 +178,27 @@ def _retrieval_store(tmp_path):
     return NpzRegionStore(folder)
 
 
-def test_retrieval_hard_negatives_fixed_and_never_the_true_image(tmp_path):
+def test_retrieval_hard_candidates_fixed_and_never_the_true_image(tmp_path):
     store = _retrieval_store(tmp_path)
     caps = [CaptionRecord(i % 6, f"caption {n} of image {i % 6}", "train") for n, i in enumerate(range(12))]
-    split, _, meta = assemble_retrieval(caps, store, "train", max_regions=2)
+    split, _, meta = assemble_retrieval(caps, store, "train", max_regions=2, candidates=3)
     arrays = split.columns()
-    ids = arrays["image_id"]
-    assert ids.shape == (12, 4) and arrays["regions"].shape == (12, 4, 2, F) and (arrays["label"] == 0).all()
-    assert (ids[:, 0] == np.arange(12) % 6).all() and not (ids[:, 1:] == ids[:, :1]).any()
-    assert (ids[:6] == ids[6:]).all()  # chosen once per image, the same for all its captions
-    assert ids[0, 1:].tolist() == [1, 2, 3] and ids[3, 1:3].tolist() in ([2, 4], [4, 2])
-    assert meta["hard_negatives"][5] == [4, 3, 2]
-    again = assemble_retrieval(caps, store, "train", max_regions=2).split.columns()
-    np.testing.assert_array_equal(again["image_id"], ids)
-    pooled = [assemble_retrieval(caps, store, "train", max_regions=2, pool=5, seed=3).arrays["image_id"] for _ in "ab"]
-    np.testing.assert_array_equal(pooled[0], pooled[1])
-    assert not (pooled[0][:, 1:] == pooled[0][:, :1]).any()
-    with pytest.raises(ValueError, match="at least 4 distinct images"):
-        assemble_retrieval(caps[:3], store, "train")
+    ids, cands = arrays["image_id"], arrays["candidate_id"]
+    assert ids.shape == (12,) and arrays["regions"].shape == (12, 2, F) and (arrays["label"] == 0).all()
+    assert cands.shape == arrays["candidate_index"].shape == (12, 3)
+    assert (ids == np.arange(12) % 6).all() and not (cands == ids[:, None]).any()
+    assert (cands[:6] == cands[6:]).all()  # chosen once per image, the same for all its captions
+    assert cands[0].tolist() == [1, 2, 3] and cands[3, :2].tolist() in ([2, 4], [4, 2])  # most similar first
+    assert meta["candidates"][5] == [4, 3, 2]
+    stored = split.stores["visual"].take(arrays["candidate_index"])["regions"]  # the index gives those images
+    for row in (0, 7):
+        for j, image in enumerate(cands[row]):
+            np.testing.assert_array_equal(stored[row, j], arrays["regions"][ids == image][0])
+    again = assemble_retrieval(caps, store, "train", max_regions=2, candidates=3).split.columns()
+    np.testing.assert_array_equal(again["candidate_id"], cands)
+    assert assemble_retrieval(caps, store, "train", max_regions=2).arrays["candidate_id"].shape == (12, 5)  # 12 > 5 others
+    with pytest.raises(DataError, match="at least 2 distinct images"):
+        assemble_retrieval(caps[:1], store, "train")
 
 
 def test_retrieval_eval_split(tmp_path):
@@ -204,7 +207,7 @@ def test_retrieval_eval_split(tmp_path):
     split, _, meta = assemble_retrieval(caps, store, "test", max_regions=2)
     arrays = split.columns()
     assert arrays["image_id"].tolist() == [0, 1, 2, 0, 1, 2] and arrays["regions"].shape == (6, 2, F)
-    assert meta["ids"] == list(range(6)) and "hard_negatives" not in meta
+    assert meta["ids"] == list(range(6)) and "candidates" not in meta and "candidate_index" not in arrays
 
 
 def test_pick_hard_negatives_matches_brute_force():

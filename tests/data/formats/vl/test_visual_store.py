@@ -88,9 +88,12 @@ def test_pairs_and_retrieval_views_index_the_stored_images(npz):
     assert batch["regions"].shape == (2, 2, R, F)
     _assert_old_layout(batch, split.arrays["image_id"][[1, 6]], npz)
     caps = [CaptionRecord(i % 6, f"caption {i}", "train") for i in range(12)]
-    split, _, _ = assemble_retrieval(caps, npz, "train", max_regions=R)
-    assert split.arrays["visual_index"].shape == (12, 4) and len(split.stores["visual"]) == 6
+    split, _, _ = assemble_retrieval(caps, npz, "train", max_regions=R, candidates=3)
+    assert split.arrays["visual_index"].shape == (12,) and len(split.stores["visual"]) == 6
+    assert split.arrays["candidate_index"].shape == (12, 3)
     _assert_old_layout(split.take(np.array([0, 11, 5])), split.arrays["image_id"][[0, 11, 5]], npz)
+    views = {"visual": split.arrays["candidate_index"][[0, 11, 5]]}  # the candidates gathered as views
+    _assert_old_layout(split.take(np.array([0, 11, 5]), views=views), split.arrays["candidate_id"][[0, 11, 5]], npz)
 
 
 def test_tsv_source_gives_the_same_store(npz, tmp_path):

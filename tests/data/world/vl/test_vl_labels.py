@@ -12,6 +12,7 @@ from vl_resolver import parse_np
 
 from cotrain.data.world.common import SPLIT_OFFSETS, example_rng, task_seed
 from cotrain.data.world.vl import GQA_ANSWERS, VQA_ANSWERS, task_stream, vl_scene
+from cotrain.data.world.vl import build as vl_build
 from cotrain.data.world.vl import retrieval
 from cotrain.data.world.vl.facts import facts_for
 from cotrain.data.world.vl.answers import normalize_answer
@@ -56,29 +57,47 @@ def test_standard_proposals_hold_jittered_and_distractor_boxes(small):
 
 
 @pytest.mark.parametrize("name", ["coco-ir", "flickr-ir"])
-def test_retrieval_hard_negatives(small, name):
+def test_retrieval_hard_candidates(small, name):
     a = small[name].train.arrays
-    ids = a["image_id"]
+    ids, cands = a["image_id"], a["candidate_id"]
     stream = task_stream(name, 0, 48)
     ts = task_seed(0, name)
-    assert (ids[:, 0] == stream.ids("train", len(ids))).all()
+    assert (ids == stream.ids("train", len(ids))).all()
     held_out = np.concatenate([small[name].val.arrays["image_id"], small[name].test.arrays["image_id"]])
-    assert not np.isin(ids, held_out).any()  # negatives come from the task's own train stream
+    assert not np.isin(cands, held_out).any()  # candidates come from the task's own train stream
     for row in range(len(ids)):
-        assert len(set(ids[row].tolist())) == 4 and ids[row, 0] not in ids[row, 1:]
-        true = vl_scene(0, ids[row, 0])
+        assert len(set(cands[row].tolist())) == 12 and ids[row] not in cands[row]
+        true = vl_scene(0, ids[row])
         text, facts = retrieval.CAPTIONS[name](true, example_rng(ts, SPLIT_OFFSETS["train"] + row))
         assert text == a["text_raw"][row]
         assert retrieval.caption_possible(true, facts)
-        for neg in ids[row, 1:]:
+        for neg in cands[row]:
             assert not retrieval.caption_possible(vl_scene(0, neg), facts)
-        # the rule: the negatives share the most (shape, colour) pairs among the block's valid scenes
+        # the rule: best first by shared (shape, colour) pairs, then shared shapes + colours, among the
+        # block's valid scenes; the next block only once the block has none left
         block = row // retrieval.BLOCK
-        cands = stream.ids("train", (block + 1) * retrieval.BLOCK)[block * retrieval.BLOCK:]
-        valid = [c for c in cands if c != ids[row, 0] and not retrieval.caption_possible(vl_scene(0, c), facts)]
-        scores = {c: retrieval.shared_score(true, vl_scene(0, c)) for c in valid}
-        worst_chosen = min(scores[c] for c in ids[row, 1:])
-        assert all(scores[c] <= worst_chosen for c in valid if c not in ids[row, 1:])
+        cands_block = stream.ids("train", (block + 1) * retrieval.BLOCK)[block * retrieval.BLOCK:]
+        valid = [c for c in cands_block if c != ids[row] and not retrieval.caption_possible(vl_scene(0, c), facts)]
+        scores = [retrieval.shared_score(true, vl_scene(0, c)) for c in cands[row]]
+        in_block = [c in valid for c in cands[row]]
+        assert in_block == sorted(in_block, reverse=True)  # the block's first
+        n = sum(in_block)
+        assert scores[:n] == sorted(scores[:n], reverse=True)
+        assert n == min(12, len(valid))
+        if n < 12:
+            assert set(cands[row, :n]) == set(valid)
+        else:
+            worst_chosen = min(scores)
+            assert all(retrieval.shared_score(true, vl_scene(0, c)) <= worst_chosen for c in valid
+                       if c not in cands[row])
+
+
+def test_fewer_candidates_are_a_prefix_and_the_first_three_are_12in1s_negatives(small):
+    few = build("coco-ir", candidates=3)
+    np.testing.assert_array_equal(few.train.arrays["candidate_id"], small["coco-ir"].train.arrays["candidate_id"][:, :3])
+    assert few.meta["params"]["candidates"] == 3 and "candidates" not in small["vqa"].meta["params"]
+    view2 = [vl_build.scene_for_vl_example("coco-ir", 0, "train", row, view=2).index for row in range(5)]
+    assert view2 == few.train.arrays["candidate_id"][:5, 1].tolist()
 
 
 def test_retrieval_eval_splits_are_single_view(small):

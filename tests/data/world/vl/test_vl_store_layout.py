@@ -42,11 +42,17 @@ def test_each_scene_is_stored_once(small):
         for s in SPLITS:
             split = small[name].split(s)
             ids, index = split.arrays["image_id"], split.arrays["visual_index"]
-            assert len(split.stores["visual"]) == len(np.unique(ids))  # M = distinct scenes, not N * K
+            shown = np.concatenate([ids.ravel(), split.arrays.get("candidate_id", ids).ravel()])
+            assert len(split.stores["visual"]) == len(np.unique(shown))  # M = distinct scenes, not N * K
             for i in np.unique(ids):  # one scene, one store row
                 assert len(np.unique(index[ids == i])) == 1
-    train = small["coco-ir"].train  # 24 captions x 4 views reference far fewer scenes
-    assert train.arrays["visual_index"].size == 96 and len(train.stores["visual"]) < 60
+    train = small["coco-ir"].train  # 24 captions + 12 hard candidates each reference far fewer scenes
+    a = train.arrays
+    assert a["visual_index"].size == 24 and a["candidate_index"].size == 288 and len(train.stores["visual"]) < 80
+    both = np.concatenate([a["visual_index"][:, None], a["candidate_index"]], axis=1)
+    ids = np.concatenate([a["image_id"][:, None], a["candidate_id"]], axis=1)
+    for i in np.unique(ids):  # a scene that is a caption's image and another's candidate: one store row
+        assert len(np.unique(both[ids == i])) == 1
 
 
 def test_candidate_expressions_get_a_store_row_each(small):

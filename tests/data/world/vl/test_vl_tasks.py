@@ -25,8 +25,6 @@ def views(name: str, split: str) -> tuple[int, ...]:
     head = VL_TASKS[name].head_type
     if head == "nlvr":
         return (2,)
-    if head == "retrieval" and split == "train":
-        return (4,)
     return ()
 
 
@@ -97,6 +95,12 @@ def test_arrays_follow_the_contract(small, name):
             assert y.dtype == np.int64 and y.shape == (n,)
             if head == "retrieval":
                 assert (y == 0).all()
+                if split == "train":  # hard candidates into the same store, C = 12 (the default)
+                    assert a["candidate_index"].shape == a["candidate_id"].shape == (n, 12)
+                    assert a["candidate_index"].dtype == a["candidate_id"].dtype == np.int64
+                    assert set(a) >= {"candidate_index", "candidate_id"} and "candidate_index" not in td.train.take([0])
+                else:
+                    assert "candidate_index" not in a
             else:
                 assert y.min() >= 0 and y.max() < td.num_classes
         assert len(td.meta["extra"][split]) >= (1 if head != "retrieval" else 0)
@@ -175,6 +179,9 @@ def test_scene_for_vl_example(small):
         a = small[name].split(split).columns()
         image_id = a["image_id"][row] if a["image_id"].ndim == 1 else a["image_id"][row, view]
         image = a["image"][row] if a["image"].ndim == 4 else a["image"][row, view]
+        if name == "coco-ir" and view:  # a retrieval train row's view v: its v-th hard candidate
+            image_id = a["candidate_id"][row, view - 1]
+            image = small[name].train.stores["visual"].take([a["candidate_index"][row, view - 1]])["image"][0]
         assert scene.index == image_id
         np.testing.assert_array_equal(render_scene(scene), image)
     with pytest.raises(ValueError):

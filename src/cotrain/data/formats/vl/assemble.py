@@ -341,20 +341,23 @@ def pick_hard_negatives(desc: np.ndarray, k: int, *, pool: int | None = None, se
 
 
 def assemble_retrieval(records: Sequence[CaptionRecord], visual, split: str, max_regions: int = 36, *,
-                       hard_negatives: int = 3, pool: int | None = None, seed: int = 0,
-                       missing: str = "fail", cache: StoreCache | None = None) -> Assembled:
-    """Caption-image retrieval, one row per caption, ``label`` int64 ``[N]`` all 0.
+                       candidates: int = 12, missing: str = "fail", cache: StoreCache | None = None) -> Assembled:
+    """Caption-image retrieval, one row per caption, ``label`` int64 ``[N]`` all 0, ``image_id`` and
+    ``visual_index`` int64 ``[N]`` (the caption's image in the store of the split's distinct images).
 
-    ``split="train"``: K = 1 + ``hard_negatives`` views (``visual_index`` and ``image_id`` ``[N, K]``
-    into the store of the split's distinct images): view 0 the caption's image, then the images of
-    the split most similar to it (:func:`pick_hard_negatives` on :func:`descriptors` of the stored
-    features), chosen once per image and identical for all its captions - deterministic for the same
-    records, store and seed. ``val`` / ``test``: no K; the split's distinct ``image_id`` are the
-    retrieval pool. ``records`` are the captions of that
-    one split (``split`` picks the layout, it filters nothing). ``meta["ids"]`` holds each row's
-    index in ``records``; ``meta["hard_negatives"]`` maps each train image key to its negatives' keys."""
+    ``split="train"`` adds each caption's hard candidates, which training draws its negatives from
+    (:mod:`cotrain.data.negatives`): ``candidate_index`` int64 ``[N, C]`` (store rows) and
+    ``candidate_id`` int64 ``[N, C]`` (their image ids), the C = ``candidates`` (at most the other
+    images of the split) images most similar to the caption's (:func:`pick_hard_negatives` on
+    :func:`descriptors` of the stored features, most similar first), chosen once per image and the
+    same for all its captions - deterministic for the same records and store. ``val`` / ``test``: the
+    split's distinct ``image_id`` are the retrieval pool. ``records`` are the captions of that one
+    split (``split`` picks the layout, it filters nothing). ``meta["ids"]`` holds each row's index in
+    ``records``; ``meta["candidates"]`` maps each train image key to its candidates' keys."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; use train, val or test")
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1, got {candidates}")
     reader = _Reader(visual, max_regions)
     kept, report = _keep(records, reader, lambda r: (r.image_id,), lambda r: f"caption of image {r.image_id}", missing)
     position = {id(r): i for i, r in enumerate(records)}
@@ -364,15 +367,16 @@ def assemble_retrieval(records: Sequence[CaptionRecord], visual, split: str, max
     if split != "train":
         return _finish(kept, captions, texts, ids, reader, "retrieval", report, {"label": label}, cache)
     rows, own = image_rows(captions)  # the store: the split's distinct images; own: each caption's row
+    if len(rows) < 2:
+        raise DataError(f"a retrieval train split needs at least 2 distinct images to draw negatives from, got "
+                        f"{len(rows)}", kept[0].source if kept else None)
     store = build_visual_store(reader, rows, cache)
-    neg = pick_hard_negatives(descriptors(store), hard_negatives, pool=pool, seed=seed)
+    cand = pick_hard_negatives(descriptors(store), min(candidates, len(rows) - 1))  # [M, C]
     images = [normalize_image_key(row.key) for row in rows]
-    index = np.concatenate([own[:, None], neg[own]], axis=1)  # [N, K] store rows
-    keys = np.empty(index.shape, dtype=object)
-    for pos, j in np.ndenumerate(index):
-        keys[pos] = captions[pos[0]] if pos[1] == 0 else images[j]
-    out = _finish(kept, keys, texts, ids, reader, "retrieval", report, {"label": label}, cache, rows, index, store)
-    out.meta["hard_negatives"] = {key: [images[j] for j in neg[i]] for i, key in enumerate(images)}
+    row_ids = np.array([image_id_int(key) for key in images], dtype=np.int64)
+    extra = {"label": label, "candidate_index": cand[own], "candidate_id": row_ids[cand[own]]}
+    out = _finish(kept, captions, texts, ids, reader, "retrieval", report, extra, cache, rows, own, store)
+    out.meta["candidates"] = {key: [images[j] for j in cand[i]] for i, key in enumerate(images)}
     return out
 
 

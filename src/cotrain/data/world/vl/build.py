@@ -5,13 +5,16 @@ Arrays follow ``docs/vl-contract.md``. Every split has ``text_raw`` (str ``[N]``
 (int64, the pool scene), ``label`` (not ``pretrain``) and ``visual_index`` (int64) into the split's store ``visual``,
 which holds each scene once: ``image`` (uint8 pixels), ``regions`` (float16) / ``boxes`` /
 ``region_mask`` (the proposals, see :mod:`.regions`); pointing / guesswhat rows, whose proposals
-are their own candidates, each have their own store row. K-view tasks (``nlvr`` K = 2, retrieval
-train K = 4) carry a view axis after N. Per head type:
+are their own candidates, each have their own store row. ``nlvr`` (K = 2) carries a view axis after
+N. Per head type:
 
 - ``vqa`` (``vqa``, ``vgqa``, ``gqa``): ``answers`` int64 ``[N, 10]``, ``label`` float32 ``[N, A]`` soft
   scores, ``about_object`` int64 ``[N]`` (the object the question is about, -1 if none),
   ``answer_type`` str ``[N]`` ("yes/no", "number" or "other", of the canonical answer);
-- ``retrieval``: ``label`` int64 ``[N]`` zeros (view 0 is the caption's image);
+- ``retrieval``: ``label`` int64 ``[N]`` zeros (view 0 of a training batch is the caption's image);
+  the train split adds ``candidate_index`` int64 ``[N, C]`` (store rows of the caption's C hard
+  candidate images, best first; the store holds them too) and ``candidate_id`` int64 ``[N, C]``
+  (their scenes), from which :mod:`cotrain.data.negatives` draws each batch's negatives;
 - ``refexp``: ``label`` float32 ``[N, R]`` (IoU >= 0.5 with the target, else 0), ``target_box`` float32
   ``[N, 4]`` (normalised), ``target_object`` int64 ``[N]`` (index in the scene's objects);
 - ``nlvr``: ``label`` int64 ``[N]`` (0 false, 1 true); ``snli-ve``: ``label`` int64 ``[N]``;
@@ -48,7 +51,8 @@ from .scenes import SceneStream, pool_scene
 from .visuals import Visuals
 
 # Bump when generated content changes, so stale caches are not reused.
-VL_GENERATOR_VERSION = 2  # 2: visual arrays stored once per scene (a store + visual_index)
+VL_GENERATOR_VERSION = 3  # 2: visual arrays stored once per scene (a store + visual_index); 3: retrieval
+# train rows keep C hard candidates (candidate_index / candidate_id) instead of 3 fixed negative views
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class _Ctx:
     stream: SceneStream
     vis: Visuals
     progress: bool
+    candidates: int = retrieval.N_CANDIDATES  # retrieval: hard candidates kept per train caption
 
     def rows(self, split: str, n: int):
         idx = split_indices(split, n)
@@ -134,15 +139,17 @@ def _gen_qa(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _negatives(ctx: _Ctx, row: int, scene: Scene, facts: list[tuple]) -> list[int]:
+def _candidates(ctx: _Ctx, row: int, scene: Scene, facts: list[tuple], k: int) -> list[int]:
+    """The ``k`` hard candidates of train row ``row`` (scene ids, best first): its block's, then the
+    next blocks' while fewer were found (:func:`retrieval.hard_negatives`)."""
     block = row // retrieval.BLOCK
     found: list[int] = []
-    while len(found) < retrieval.N_NEGATIVES:
+    while len(found) < k:
         lo, hi = block * retrieval.BLOCK, (block + 1) * retrieval.BLOCK
         cand = [(int(i), ctx.vis.scene(i)) for i in ctx.stream.ids("train", hi)[lo:hi]]
-        found += [i for i in retrieval.hard_negatives(scene, facts, cand) if i not in found]
+        found += [i for i in retrieval.hard_negatives(scene, facts, cand, k) if i not in found]
         block += 1
-    return found[: retrieval.N_NEGATIVES]
+    return found[:k]
 
 
 def _gen_retrieval(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
@@ -153,9 +160,14 @@ def _gen_retrieval(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
         text, facts = retrieval.CAPTIONS[ctx.name](scene, example_rng(ctx.ts, index))
         texts.append(text)
         if split == "train":
-            views.append([int(ids[row])] + _negatives(ctx, row, scene, facts))
-    view_ids = np.asarray(views, dtype=np.int64).reshape(n, 1 + retrieval.N_NEGATIVES) if split == "train" else ids
-    return {**ctx.vis.arrays(view_ids), "text_raw": _texts(texts), "label": np.zeros(n, dtype=np.int64)}
+            views.append([int(ids[row])] + _candidates(ctx, row, scene, facts, ctx.candidates))
+    label = np.zeros(n, dtype=np.int64)
+    if split != "train":
+        return {**ctx.vis.arrays(ids), "text_raw": _texts(texts), "label": label}
+    arrays = ctx.vis.arrays(np.asarray(views, dtype=np.int64).reshape(n, 1 + ctx.candidates))  # one store
+    index, view_ids = arrays.pop("visual_index"), arrays.pop("image_id")
+    return {**arrays, "visual_index": index[:, 0], "image_id": view_ids[:, 0], "candidate_index": index[:, 1:],
+            "candidate_id": view_ids[:, 1:], "text_raw": _texts(texts), "label": label}
 
 
 def _gen_refexp(ctx: _Ctx, split: str, n: int) -> dict[str, np.ndarray]:
@@ -245,9 +257,11 @@ def build_vl_world_task(
     cache_dir: str | Path | None,
     image_size: int = 48,
     max_regions: int = 12,
+    candidates: int = retrieval.N_CANDIDATES,
     progress: bool = False,
 ) -> TaskData:
     """Generate V&L task ``name`` (see :data:`VL_TASKS`) of the procedural world (inputs: regions, image and text).
+    ``candidates``: hard candidates kept per retrieval train caption (other tasks ignore it).
 
     Deterministic in its arguments; with ``cache_dir`` the row arrays are saved once (atomically) to
     ``cache_dir/vl-<name>-<hash of the arguments and generator versions>.npz`` and the stores next to
@@ -264,13 +278,15 @@ def build_vl_world_task(
     spec = VL_TASKS[name]
     params = {**{f"n_{k}": v for k, v in sizes.items()}, "seed": seed, "image_size": image_size,
               "max_regions": max_regions}
+    if spec.head_type == "retrieval":
+        params["candidates"] = check("candidates", candidates, 1, 256)
     path = Path(cache_dir) / f"vl-{name}-{vl_cache_key(name, params)}.npz" if cache_dir is not None else None
     ctx: list[_Ctx] = []  # built on the first split generated (not at all on a cache hit)
 
     def generate(split: str) -> dict[str, np.ndarray]:
         if not ctx:
             ctx.append(_Ctx(name, seed, task_seed(seed, name), task_stream(name, seed, image_size),
-                            Visuals(seed, image_size, max_regions), progress))
+                            Visuals(seed, image_size, max_regions), progress, params.get("candidates", 0)))
         return _GENERATORS[spec.head_type](ctx[0], split, sizes[split])
 
     splits, extra, cached = world_build.cached_splits(path, COMMON_KEYS + REQUIRED[spec.head_type], generate)
@@ -290,7 +306,8 @@ def build_vl_world_task(
 
 def scene_for_vl_example(name: str, seed: int, split: str, row: int, *, image_size: int = 48, view: int = 0) -> Scene:
     """Re-create the scene behind row ``row`` of ``split`` of task ``name`` (view ``view`` for the
-    K-view rows: nlvr's right image is view 1, a retrieval train row's hard negatives views 1-3)."""
+    K-view rows: nlvr's right image is view 1; for a retrieval train row view ``v`` >= 1 is its
+    ``v``-th hard candidate, ``candidate_id[row, v - 1]``)."""
     spec = VL_TASKS[name]
     stream = task_stream(name, seed, image_size)
     row = int(row)
@@ -305,4 +322,4 @@ def scene_for_vl_example(name: str, seed: int, split: str, row: int, *, image_si
     ts = task_seed(seed, name)
     _, facts = retrieval.CAPTIONS[name](scene, example_rng(ts, SPLIT_OFFSETS[split] + row))
     ctx = _Ctx(name, seed, ts, stream, Visuals(seed, image_size, MIN_REGIONS), False)
-    return vl_scene(seed, _negatives(ctx, row, scene, facts)[view - 1], image_size)
+    return vl_scene(seed, _candidates(ctx, row, scene, facts, view)[view - 1], image_size)

@@ -12,11 +12,14 @@ A caption is built from *facts* it asserts (:func:`holds` checks them on any sce
 desc)``, ``("count", desc, n)``, ``("nobj", n)``, ``("rel", desc_a, rel, desc_b)`` (some matching pair
 is in the relation), ``("side", desc, side)`` and ``("bg", "dark" | "light")``.
 
-**Hard negatives** (train split, views 1-3): from the 31 other scenes of the caption's block of 32
-rows of the task's train stream (rows past ``n_train`` included, so a row's negatives do not depend
-on the split size), the three that share the most ``(shape, colour)`` pairs with the true scene
-(multiset intersection; ties: more shared shapes + colours, then the earlier row), skipping any scene
-on which the caption could be true (every fact holds or is ambiguous). Fixed once generated.
+**Hard candidates** (train split): from the 31 other scenes of the caption's block of 32 rows of the
+task's train stream (rows past ``n_train`` included, so a row's candidates do not depend on the split
+size), the ``k`` that share the most ``(shape, colour)`` pairs with the true scene (multiset
+intersection; ties: more shared shapes + colours, then the earlier row), skipping any scene on which
+the caption could be true (every fact holds or is ambiguous); the next blocks when one block has
+fewer. A row keeps :data:`N_CANDIDATES` of them, best first; training draws its
+:data:`N_NEGATIVES` negatives from them every epoch, or takes the first ones always (12-in-1's fixed
+offline mining; :mod:`cotrain.data.negatives`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from .language import (
 )
 
 BLOCK = 32
-N_NEGATIVES = 3
+N_NEGATIVES = 3  # 12-in-1's multiple choice: the true image and 3 negatives
+N_CANDIDATES = 12  # hard candidates kept per caption (tasks[].retrieval.candidates' default)
 DARK, LIGHT = 70.0, 85.0  # background grey levels (mean RGB) for "dark" / "light" backdrops
 
 
@@ -173,9 +177,10 @@ def shared_score(a: Scene, b: Scene) -> tuple[int, int]:
     return pairs, int(np.minimum(ha[1], hb[1]).sum() + np.minimum(ha[2], hb[2]).sum())
 
 
-def hard_negatives(true: Scene, facts: list[tuple], candidates: list[tuple[int, Scene]]) -> list[int]:
-    """The image ids of the :data:`N_NEGATIVES` candidates ``(image_id, scene)`` (in row order) that
-    share the most attributes with ``true`` and on which the caption is clearly false."""
+def hard_negatives(true: Scene, facts: list[tuple], candidates: list[tuple[int, Scene]],
+                   n: int = N_NEGATIVES) -> list[int]:
+    """The image ids of (at most) the ``n`` candidates ``(image_id, scene)`` (in row order) that
+    share the most attributes with ``true`` and on which the caption is clearly false, best first."""
     cands = [(i, s) for i, s in candidates if s.index != true.index]
     if not cands:
         return []
@@ -188,6 +193,6 @@ def hard_negatives(true: Scene, facts: list[tuple], candidates: list[tuple[int, 
     for k in np.lexsort((np.arange(len(cands)), -singles, -pairs)).tolist():
         if not caption_possible(cands[k][1], facts):
             out.append(cands[k][0])
-            if len(out) == N_NEGATIVES:
+            if len(out) == n:
                 break
     return out

@@ -25,9 +25,9 @@ skipped). So a task's splits never share a scene, a row depends on ``(seed, task
 test scenes turn up in other tasks' train splits, as RefCOCO's test images sit in VQA's train set.
 The clean split (drop from train / val every row whose scene is in any task's test split) therefore
 removes a bounded fraction, about ``1 - (1 - 0.15·share)^(tasks in the pool - 1)`` of each split:
-measured on the twelve tasks at 1000 / 200 / 200, seed 0, 8 % of the rows' own scenes and 11.4 % of
-all train / val rows when the retrieval hard negatives (views 1-3) count too (27 % of the retrieval
-train rows, 8-10 % of the others). ``tests/data/world/vl/test_vl_scenes.py`` checks the bounds.
+measured on the twelve tasks at 1000 / 200 / 200, seed 0, 8 % of the rows' own scenes (before
+generator version 3 the retrieval train rows' fixed hard negatives counted too, 11.4 %; their hard
+candidates now lose only the test scenes among them, the rows stay). ``tests/data/world/vl/test_vl_scenes.py`` checks the bounds.
 """
 
 from __future__ import annotations
