@@ -16,7 +16,11 @@ with one caption each: chance R@1 = 1 / pool) in both directions:
   caption alone vs image alone) - the representation the contrastive loss trains and first-stage
   ranking uses.
 
-    python benchmarks/retrieval_train.py --loss both --seeds 0 1 2
+    python benchmarks/retrieval_train.py --loss both --seeds 0 1 2 [--out docs/results.md]
+
+With ``--out`` the table goes into that Markdown file (section ``--section``, default RETRIEVAL) with
+the command, machine and date. ``--from-json FILE ...`` takes seeds already trained by earlier
+invocations with the same settings (their ``--json`` files) instead of training them again.
 """
 
 from __future__ import annotations
@@ -125,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the per-seed results to this JSON file")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override applied last, e.g. --set tasks.coco-ir.batch_size=64 (repeatable)")
+    ap.add_argument("--out", default=None, help="write the table into this Markdown file (e.g. docs/results.md)")
+    ap.add_argument("--section", default="RETRIEVAL", help="the section of --out to (re)write")
+    ap.add_argument("--from-json", nargs="+", default=[], metavar="FILE",
+                    help="per-seed results of earlier invocations with the same settings (their --json files)")
     common.add_seeds_arg(ap, [0, 1, 2])
     args = ap.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
@@ -132,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.augment and args.inputs != "image":
         raise SystemExit("--augment moves pixels: use it with --inputs image")
     t0 = time.perf_counter()
-    raws = [retrieval_config(args, s) for s in args.seeds]
-    vc.prepare_vl_data(raws)
-    runs = common.run_many([(train_one, (raw,), {}) for raw in raws], workers=args.workers,
-                           label=lambda i, r: f"seed {args.seeds[i]}: joint c2i R@1 {100 * r['joint']['c2i_r1']:.1f}, "
-                                              f"dual c2i R@1 {100 * r['dual']['c2i_r1']:.1f} ({r['wall_s']:.0f} s)")
+    earlier = earlier_runs(args)
+    todo = [s for s in args.seeds if s not in earlier]
+    raws = [retrieval_config(args, s) for s in todo]
+    if raws:
+        vc.prepare_vl_data(raws)
+    fresh = common.run_many([(train_one, (raw,), {}) for raw in raws], workers=args.workers,
+                            label=lambda i, r: f"seed {todo[i]}: joint c2i R@1 {100 * r['joint']['c2i_r1']:.1f}, "
+                                               f"dual c2i R@1 {100 * r['dual']['c2i_r1']:.1f} ({r['wall_s']:.0f} s)")
+    runs = [earlier[s] if s in earlier else fresh[todo.index(s)] for s in args.seeds]
     settings = ", ".join(f"{k} {getattr(args, k)}" for k in ("loss", "mining", "negatives", "candidates", "random_negatives",
                                                              "temperature", "inputs", "augment", "n_train", "steps"))
     settings += "".join(f", {a}" for a in args.set)
@@ -144,8 +156,54 @@ def main(argv: list[str] | None = None) -> int:
     print(table(args.seeds, runs))
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "runs": dict(zip(map(str, args.seeds), runs))}, indent=1))
-    print(f"\ntotal wall time: {time.perf_counter() - t0:.0f} s")
+    wall = time.perf_counter() - t0
+    if args.out:
+        c2i = [100 * r["joint"]["c2i_r1"] for r in runs]
+        verdict = (f"Caption→image R@1 {common.fmt_ms(c2i, 1)}% on a pool of {runs[0]['pool']} (chance "
+                   f"{100 * runs[0]['chance']:.1f}%); the issue's target is at least 30%: "
+                   + ("met" if common.mean(c2i) >= 30 else "not met on the mean") + ".")
+        common.write_section(args.out, args.section, "\n\n".join([
+            f"## Retrieval that learns: `{TASK}` ({args.loss})",
+            common.header(args.device or "cpu", args.workers, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
+            f"Settings: {args.preset} preset, {settings}. Recall in % on the test pool, `joint` = the co-attention "
+            "trunk and the retrieval head on every pair (what the result tables report), `dual` = the cosine of "
+            "the single-stream states (what the contrastive loss trains; the first stage of `rerank_top_k`).",
+            table(args.seeds, runs),
+            verdict,
+            f"Wall time of this invocation: {wall:.0f} s" + (f"; seeds {sorted(earlier)} were read from earlier "
+                                                              f"invocations' --json files (their training time is in the "
+                                                              "time column)." if earlier else "."),
+        ]))
+        print(f"wrote section {args.section} of {args.out}")
+    print(f"\ntotal wall time: {wall:.0f} s")
     return 0
+
+
+IGNORED = {"seeds", "json", "runs_dir", "workers", "from_json", "out", "section"}
+
+
+def earlier_runs(args: argparse.Namespace) -> dict[int, dict]:
+    """``{seed: run}`` from ``--from-json`` files whose settings equal this invocation's (the cache
+    folder override ``data.root=`` aside); a file with other settings is an error naming the difference."""
+    def norm(settings: dict) -> dict:
+        d = {k: v for k, v in settings.items() if k not in IGNORED}
+        n_key = f"tasks.{TASK}.source.n_train="
+        for a in d.get("set", []):
+            if a.startswith(n_key):  # the training-set size given as an override
+                d["n_train"] = int(a[len(n_key):])
+        d["set"] = [a for a in d.get("set", []) if not a.startswith(("data.root=", n_key))]
+        return d
+
+    mine = norm(vars(args))
+    out: dict[int, dict] = {}
+    for f in args.from_json:
+        saved = json.loads(Path(f).read_text())
+        theirs = norm(saved["settings"])
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            raise SystemExit(f"{f}: settings differ from this invocation's in {diff}")
+        out.update({int(s): r for s, r in saved["runs"].items() if int(s) in args.seeds})
+    return out
 
 
 if __name__ == "__main__":
