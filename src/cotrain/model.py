@@ -9,8 +9,8 @@ network. The trunk gets the task's name (``task=``) besides its task-token ids. 
 :data:`cotrain.trunks.TRUNKS`, heads from :data:`cotrain.heads.HEADS`.
 
 A batch whose non-text arrays carry a view axis ``[B, K, ...]`` (NLVR2: K = 2; retrieval training:
-K = 1 + negatives + random negatives) runs ``B·K`` trunk passes with the text repeated, and the trunk output is regrouped
-``[B, K, ...]`` for the head.
+K = 1 + negatives + random negatives) runs ``B·K`` trunk passes with the text repeated, and the
+trunk output is regrouped ``[B, K, ...]`` for the head.
 """
 
 from __future__ import annotations

@@ -29,10 +29,11 @@ sampler its data asks for (:func:`cotrain.data.negatives.view_sampler`: a retrie
 negatives, drawn per epoch and batch; none for other tasks), so the loop has no per-task branch.
 
 Exact resume: the schedule is a pure function of the global step, batch iterators are
-``(epoch, position)`` (what a view sampler draws follows from them), the hooks' states (DSG's, the EMA weights) are saved, and the checkpoint holds weights, optimizer state and
-the torch RNG states (CPU, and CUDA's when available), so a run stopped at step k and resumed ends
-with the same weights as an uninterrupted one. A checkpoint that cannot give that (no optimizer
-state) is refused unless ``allow_inexact_resume`` is set (:meth:`Trainer.restore`).
+``(epoch, position)`` (what a view sampler draws follows from them), the hooks' states (DSG's, the
+EMA weights) are saved, and the checkpoint holds weights, optimizer state and the torch RNG states
+(CPU, and CUDA's when available), so a run stopped at step k and resumed ends with the same weights
+as an uninterrupted one. A checkpoint that cannot give that (no optimizer state) is refused unless
+``allow_inexact_resume`` is set (:meth:`Trainer.restore`).
 """
 
 from __future__ import annotations
