@@ -172,6 +172,21 @@ def set_steps(raw: dict, steps: int) -> dict:
     return raw
 
 
+def one_run(raw: dict, name: str, *, steps: int, seed: int, runs_dir: str, threads: int) -> dict:
+    """``raw`` (changed in place) as one seeded benchmark run named ``name``: data and run seed,
+    ``steps`` with one evaluation and one checkpoint at the end, its folder under ``runs_dir``, no
+    progress bar or TensorBoard, ``threads`` torch threads, warm-up at most a tenth of the steps;
+    validated."""
+    raw["name"] = name
+    raw["data"]["seed"] = seed
+    raw["run"].update(steps=steps, seed=seed, out_dir=str(Path(runs_dir) / name), eval_every=steps,
+                      checkpoint_every=steps, keep_checkpoints=1, log_every=max(1, min(50, steps)),
+                      progress=False, tensorboard=False, threads=threads)
+    raw["optim"]["warmup_steps"] = max(1, min(raw["optim"]["warmup_steps"], steps // 10))
+    validate(raw)
+    return raw
+
+
 def validate(raw: dict):
     from cotrain.config import config_from_dict
 

@@ -56,20 +56,14 @@ def recipe() -> dict:
 def arm_config(base: dict, name: str, *, steps: int, seed: int, runs_dir: str, threads: int,
                tasks: list[dict] | None = None, shared: bool = True, tokens: str = "dataset") -> dict:
     raw = copy.deepcopy(base)
-    raw["name"] = f"e6-{name.replace(', ', '-').replace(' ', '-')}-s{seed}"
     if tasks is not None:
         raw["tasks"] = tasks
         keys = {t["name"] for t in tasks}
         raw["model"]["heads"] = {k: v for k, v in raw["model"].get("heads", {}).items() if k in keys}
-    raw["data"]["seed"] = seed
     raw["model"]["encoder_decoder"]["shared_decoder"] = shared
     raw["model"]["task_tokens"] = tokens
-    raw["run"].update(steps=steps, seed=seed, out_dir=str(Path(runs_dir) / raw["name"]), eval_every=steps,
-                      checkpoint_every=steps, keep_checkpoints=1, log_every=max(1, min(50, steps)),
-                      progress=False, tensorboard=False, threads=threads)
-    raw["optim"]["warmup_steps"] = max(1, min(raw["optim"]["warmup_steps"], steps // 10))
-    common.validate(raw)
-    return raw
+    return common.one_run(raw, f"e6-{name.replace(', ', '-').replace(' ', '-')}-s{seed}", steps=steps, seed=seed,
+                          runs_dir=runs_dir, threads=threads)
 
 
 def task_counts(raw: dict) -> dict[str, int]:

@@ -70,7 +70,6 @@ def pre_config(base: dict, arm: str, domain: str, *, steps: int, seed: int, runs
                contrastive: dict | None = None) -> dict:
     raw = copy.deepcopy(base)
     tag = arm.replace("+", "p").replace(" ", "-").replace("×", "x").replace("/", "-")
-    raw["name"] = f"e7-pre-{tag}-{domain}-s{seed}"
     task = raw["tasks"][0]
     task["source"]["name"] = DOMAINS[domain]
     objectives = OBJECTIVES.get(arm, OBJECTIVES["+contrastive"])
@@ -79,25 +78,13 @@ def pre_config(base: dict, arm: str, domain: str, *, steps: int, seed: int, runs
     head["contrastive"] = {**head.get("contrastive", {}), **(contrastive or {})}
     if "mrm" not in objectives and "contrastive" not in objectives:
         task["transforms"] = [t for t in task["transforms"] if t["kind"] != "mask_regions"]
-    raw["data"]["seed"] = seed
-    raw["run"].update(steps=steps, seed=seed, out_dir=str(Path(runs_dir) / raw["name"]), eval_every=steps,
-                      checkpoint_every=steps, keep_checkpoints=1, log_every=max(1, min(50, steps)),
-                      progress=False, tensorboard=False, threads=threads)
-    raw["optim"]["warmup_steps"] = max(1, min(raw["optim"]["warmup_steps"], steps // 10))
-    common.validate(raw)
-    return raw
+    return common.one_run(raw, f"e7-pre-{tag}-{domain}-s{seed}", steps=steps, seed=seed, runs_dir=runs_dir,
+                          threads=threads)
 
 
 def ft_config(base: dict, name: str, *, steps: int, seed: int, runs_dir: str, threads: int) -> dict:
-    raw = copy.deepcopy(base)
-    raw["name"] = f"e7-ft-{name}-s{seed}"
-    raw["data"]["seed"] = seed
-    raw["run"].update(steps=steps, seed=seed, out_dir=str(Path(runs_dir) / raw["name"]), eval_every=steps,
-                      checkpoint_every=steps, keep_checkpoints=1, log_every=max(1, min(50, steps)),
-                      progress=False, tensorboard=False, threads=threads)
-    raw["optim"]["warmup_steps"] = max(1, min(raw["optim"]["warmup_steps"], steps // 10))
-    common.validate(raw)
-    return raw
+    return common.one_run(copy.deepcopy(base), f"e7-ft-{name}-s{seed}", steps=steps, seed=seed, runs_dir=runs_dir,
+                          threads=threads)
 
 
 def arm_job(pre: dict | None, ft: dict) -> dict:

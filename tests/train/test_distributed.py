@@ -24,15 +24,8 @@ def test_single_process_without_torchrun(monkeypatch):
     assert rank_device("cuda", DistInfo(1, 2, 1)) == "cuda:1" and rank_device("cpu", DistInfo(1, 2, 1)) == "cpu"
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not found")
-def test_two_ranks_average_gradients_and_stay_identical(tmp_path):
-    out = tmp_path / "ddp.json"
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(WORKER), str(out)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(out.read_text())
+def test_two_ranks_average_gradients_and_stay_identical(tmp_path, torchrun):
+    r = torchrun(WORKER, tmp_path / "ddp.json")
     assert r["world"] == 2
     assert r["averaged"] == [1.5, 1.5, 1.5] and r["q_grad_is_none"]
     assert r["same_weights"] and r["trained"] > 0
