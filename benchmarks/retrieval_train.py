@@ -24,7 +24,7 @@ the command, machine and date. ``--from-json FILE ...`` takes seeds already trai
 invocations with the same settings (their ``--json`` files) instead of training them again.
 
 About 2 min of data generation per seed (50,000 captions with 12 hard candidates each; cached under
-the data root) and 6 min of training per seed at the defaults, one CPU thread.
+the data root) and about 9 min of training per seed at the defaults, one CPU thread.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.07, help="InfoNCE temperature (contrastive, both)")
     ap.add_argument("--inputs", choices=["regions", "image"], default="regions", help="the visual input")
     ap.add_argument("--augment", action="store_true", help="add the image_augment transform (with --inputs image)")
-    ap.add_argument("--steps", type=int, default=4000, help="training steps per run")
+    ap.add_argument("--steps", type=int, default=6000, help="training steps per run")
     ap.add_argument("--n-train", type=int, default=50000, help="training captions generated (the E1 preset: 1000)")
     ap.add_argument("--preset", choices=sorted(vc.VL_PRESETS), default="small")
     ap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda, ...)")
