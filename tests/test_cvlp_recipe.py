@@ -92,3 +92,19 @@ def test_a_queue_that_is_not_a_multiple_of_the_step_keys_is_refused_with_the_siz
     assert main(["pretrain", "--cvlp", "--quiet", *tiny(tmp_path), "model.heads.captions.contrastive.queue_size=100"]) == 1
     err = capsys.readouterr().err
     assert "100" in err and "8" in err and "12" in err
+
+
+def test_pretrain_takes_a_caption_task_whose_head_comes_from_its_data(tmp_path, capsys):
+    """No ``model.heads`` entry: the world ``captions`` data implies the pretrain head."""
+    import yaml
+
+    raw = {"name": "bare", "data": {"root": str(tmp_path / "data")},
+           "tasks": [{"name": "cap", "batch_size": 8, "transforms": [{"kind": "match_pairs"}, {"kind": "mask_text"}],
+                      "source": {"kind": "world", "name": "captions", "n_train": 32, "n_val": 8, "n_test": 8}}],
+           "model": {"trunk": "coattention", "dim": 32, "num_heads": 2, "coattention": {"v_layers": 1, "t_layers": 2},
+                     "encoders": {"regions": {"max_regions": 12}}},
+           "run": {"steps": 2, "out_dir": str(tmp_path / "run"), "threads": 1}}
+    cfg = tmp_path / "bare.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["pretrain", str(cfg), "--quiet"]) == 0
+    assert "| cap |" in capsys.readouterr().out

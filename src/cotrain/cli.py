@@ -114,10 +114,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """``cotrain train`` for a config with a pretraining task, then the way to fine-tune."""
     from .config import ConfigError
+    from .info import _data_head
 
     cfg = _load_cfg(args)
-    kinds = {k: (h.type or "") for k, h in cfg.model.heads.items()}
-    if not any(kinds.get(t.head_key) == "pretrain" for t in cfg.tasks):
+
+    def head_kind(task) -> str | None:  # declared in model.heads, else what the task's data implies
+        declared = cfg.model.heads.get(task.head_key)
+        return declared.type if declared is not None and declared.type else _data_head(task, cfg)[0]
+
+    if not any(head_kind(t) == "pretrain" for t in cfg.tasks):
         raise ConfigError(f"config {cfg.name!r} has no pretraining task (a task whose head has type: pretrain); "
                           "train it with `cotrain train`")
     code = cmd_train(args)
