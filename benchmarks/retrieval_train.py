@@ -114,7 +114,8 @@ def table(seeds: list[int], runs: list[dict]) -> str:
     return common.markdown_table(["seed", *cols, "pool", "chance R@1", "time (s)"], rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """This script's options (``benchmarks/retrieval_mined.py`` builds its runs from them too)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--loss", choices=["multiple_choice", "contrastive", "both"], default="both")
     ap.add_argument("--mining", choices=["fixed", "per_epoch"], default="per_epoch")
@@ -138,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-json", nargs="+", default=[], metavar="FILE",
                     help="per-seed results of earlier invocations with the same settings (their --json files)")
     common.add_seeds_arg(ap, [0, 1, 2])
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"--seeds must be distinct, got {args.seeds}")
     if args.augment and args.inputs != "image":

@@ -1,4 +1,4 @@
-"""The ``cotrain`` command line: train, eval, probe, predict, info, data generate."""
+"""The ``cotrain`` command line: train, pretrain, eval, finetune, probe, predict, info, data generate / clean / mine."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ EPILOG = """examples:
   cotrain info                                          model sizes (L_adapt = 0 and L/2), tasks, environment
   cotrain data generate --demo                          generate and cache the world data of a config
   cotrain data clean --vl                               the clean multi-task split of the 12 V&L tasks
+  cotrain data mine runs/vl12 --task coco-ir           hard negatives mined by a trained model (retrieval.mined)
   cotrain finetune runs/vl12 --task refcoco             multi-task -> single-task fine-tuning
   cotrain train --mix                                  one model on image, video, audio, text and V&L tasks at once
   cotrain train --unit                                 UniT: detection, VQA, visual entailment and text tasks in one encoder-decoder
@@ -348,7 +349,68 @@ def cmd_data_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_mine(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data.mined import write_mined
+    from .data.sources import build_all_task_data
+    from .train.mining import mine_candidates
+
+    pred = load(args.checkpoint, device=args.device)
+    spec = pred.spec(args.task)
+    if spec.head_kind != "retrieval":
+        raise InputError(f"task {args.task!r} has a {spec.head_kind} head; mining hard negatives needs a retrieval task "
+                         f"({', '.join(n for n, s in pred.specs.items() if s.head_kind == 'retrieval') or 'none here'})")
+    cfg = pred.cfg
+    if args.data_root:
+        cfg.data.root = args.data_root
+    task = next(t for t in cfg.tasks if t.name == args.task)
+    # the data's own candidates, not a file the run itself trained from (which may be gone)
+    task = task.model_copy(update={"retrieval": task.retrieval.model_copy(update={"mined": None})})
+    cfg = cfg.model_copy(update={"tasks": [task]})
+    data, _ = build_all_task_data(cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None,
+                                  progress=not args.quiet)
+    step = json.loads((pred.checkpoint / "state.json").read_text()).get("step")
+    shortlist = None if args.shortlist == "all" else int(args.shortlist)
+    mined, report = mine_candidates(
+        pred.model, args.task, data[args.task].train, candidates=args.candidates, shortlist=shortlist,
+        scoring=args.scoring, chunk_size=args.chunk_size, progress=not args.quiet,
+        metadata={"checkpoint": str(pred.checkpoint), "step": step})
+    run = pred.checkpoint.parent.parent if pred.checkpoint.parent.name == "checkpoints" else pred.checkpoint.parent
+    out = Path(args.out) if args.out else run / f"mined-{args.task}.safetensors"
+    write_mined(out, mined)
+    how = ("pooled-state cosine" if report["scoring"] == "pooled" else
+           "full trunk on every pair" if report["shortlist"] is None else
+           f"full trunk on each caption's pooled-state top {report['shortlist']}")
+    print(f"[cotrain] mined {report['candidates']} hard candidates for each of {report['captions']:,} training captions "
+          f"of {args.task} among {report['images']:,} images with {pred.checkpoint} (step {step}); scored by {how}"
+          + (f", {report['pairs']:,} pairs at {report['pairs_per_s']:,.0f} pairs/s" if report["pairs"] else "")
+          + f", {report['seconds']:.1f} s")
+    print(f"  own image above every mined candidate for {100 * report['own_first']:.1f}% of the captions; "
+          f"{report['same_caption_excluded']:,} images excluded as positives (a caption with the same words)"
+          + (f"; {100 * report['overlap_with_data']:.1f}% of the mined candidates are among the data's own"
+             if report["overlap_with_data"] is not None else ""))
+    print(f"[cotrain] wrote {out}; train with it: tasks.{args.task}.retrieval.mined={out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, "out": str(out), "checkpoint": str(pred.checkpoint),
+                                               "step": step}, indent=1))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- parser
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _shortlist(text: str) -> str:
+    return text if text == "all" else str(_positive(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cotrain",
@@ -471,6 +533,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="also write the report to this JSON file")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_data_clean)
+    m = dsub.add_parser("mine", help="mine a retrieval task's hard negatives with a trained model",
+                        description="12-in-1's offline hard-negative mining: score every training caption of TASK "
+                        "against the training images with CHECKPOINT's model and keep, per caption, the CANDIDATES "
+                        "images it scores highest that are not the caption's own (nor an image with a caption of the "
+                        "very same words). First the cosine of the pooled single-stream states shortlists images, then "
+                        "the full co-attention trunk and retrieval head re-score the shortlist (--scoring pooled: the "
+                        "first stage alone; --shortlist all: the full trunk on every pair). Writes a safetensors file; "
+                        "a later run draws its hard negatives from it with tasks.TASK.retrieval.mined=FILE. The file "
+                        "fits the checkpoint's training data only (same task, n_train, seed and clean split).")
+    m.add_argument("checkpoint", help="checkpoint folder, or a run folder (its latest checkpoint)")
+    m.add_argument("--task", required=True, help="the retrieval task (e.g. coco-ir)")
+    m.add_argument("--out", help="the file to write (default: mined-TASK.safetensors in the run folder)")
+    m.add_argument("--candidates", type=_positive, default=12, help="hard candidates kept per caption (default 12)")
+    m.add_argument("--shortlist", default="64", type=_shortlist, help="images per caption the first stage passes to "
+                   "the full trunk (default 64; `all`: every pair, slow on big pools)")
+    m.add_argument("--scoring", choices=["joint", "pooled"], default="joint", help="joint (default): full-trunk scores "
+                   "of the shortlist; pooled: the pooled-state cosine alone")
+    m.add_argument("--chunk-size", type=_positive, default=2048, help="pairs per trunk pass (default 2048)")
+    m.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    m.add_argument("--data-root", help="where generated data is cached")
+    m.add_argument("--json", help="also write the report to this JSON file")
+    m.add_argument("--quiet", action="store_true", help="no progress bars")
+    m.set_defaults(func=cmd_data_mine)
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
     return p
 

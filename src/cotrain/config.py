@@ -204,6 +204,10 @@ class RetrievalConfig(_Strict):
     mining: Literal["fixed", "per_epoch"] = Field("per_epoch", description=(
         "fixed: the hard negatives chosen once (12-in-1's offline mining); per_epoch: re-drawn every epoch from the caption's `candidates` hard candidates"))
     candidates: int = Field(12, ge=1, description="per_epoch: hard candidate images kept per caption to draw the negatives from")
+    mined: str | None = Field(None, description=(
+        "a file written by `cotrain data mine RUN --task TASK`: the hard candidates a trained model mined (per caption, the "
+        "training images it scores highest), used instead of the data's own (the world's attribute overlap, the readers' "
+        "feature similarity); it must come from the same training data"))
     random_negatives: int = Field(1, ge=0, description="extra negatives drawn at random from the other images of the batch (0: none)")
     loss: Literal["multiple_choice", "contrastive", "both"] = Field("both", description=(
         "multiple_choice: 12-in-1's K-way softmax over the alignment scores; contrastive: image-to-text and text-to-image "

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from retrieval_synthetic import C, M, N, split
 
 from cotrain.config import ConfigError, RetrievalConfig, TaskConfig
 from cotrain.data.arrays import BatchIterator, Split
 from cotrain.data.errors import DataError
 from cotrain.data.negatives import NegativeSampler, view_sampler
-from cotrain.data.stores import VisualStore
-
-N, C, M = 12, 6, 20  # captions, candidates per caption, stored images
-
-
-def split(n: int = N, duplicates: bool = False) -> Split:
-    """Caption r shows store row r (image id 100 + r; with ``duplicates`` rows 2j and 2j + 1 share
-    an image); its candidates are store rows r + 1 .. r + C (mod M). Store row j's regions are all j."""
-    own = np.arange(n) // 2 * 2 if duplicates else np.arange(n)
-    cand = (own[:, None] + 1 + np.arange(C)[None]) % M
-    store = VisualStore({"regions": np.arange(M, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32),
-                         "region_mask": np.ones((M, 2), bool)})
-    arrays = {"visual_index": own, "image_id": 100 + own, "candidate_index": cand, "candidate_id": 100 + cand,
-              "text": np.arange(n)[:, None] * np.ones((1, 4), np.int64), "label": np.zeros(n, np.int64)}
-    return Split(arrays, {"visual": store})
 
 
 def test_views_are_the_true_image_then_distinct_candidates_gathered_from_the_store():

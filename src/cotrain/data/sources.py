@@ -177,7 +177,8 @@ def build_all_task_data(
 
     Order: every source that needs no tokenizer; the clean split (``data.clean``) over the tasks with
     image ids; the tokenizer (from the text TSVs and every task's training ``text_raw``); each task's
-    ``text_raw`` tokenised; the text TSVs, read with the tokenizer."""
+    ``text_raw`` tokenised; the text TSVs, read with the tokenizer; a retrieval task's mined hard
+    candidates (``tasks[].retrieval.mined``, :func:`cotrain.data.mined.apply_mined`)."""
     from ..tasks import task_inputs
 
     for t in cfg.tasks:  # unknown world names or input kinds fail before any work
@@ -195,5 +196,9 @@ def build_all_task_data(
         d = first.get(t.name) or build_task_data(t, cfg, tokenizer=tokenizer, progress=progress)
         if "text_raw" in d.train.arrays and tokenizer is not None:
             tokenize_texts(d, tokenizer, cfg.model.encoders.text.max_len)
+        if t.retrieval.mined:
+            from .mined import apply_mined
+
+            d.train = apply_mined(d.train, t.retrieval.mined, task=t.name, keep=t.retrieval.candidates)
         out[t.name] = d
     return out, tokenizer

@@ -8,31 +8,28 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))  # para_reader, nli_reader, bow
+sys.path.insert(0, str(Path(__file__).parent))  # para_reader, nli_reader, bow, pair_checks
 
 from bow import both_sides, first_side, held_out_score, second_side, sides, with_overlap  # noqa: E402
 from nli_reader import WORD  # noqa: E402
+from pair_checks import (  # noqa: E402
+    builder,
+    check_balance_and_disjoint_scenes,
+    check_cache_round_trip,
+    check_config_and_info,
+    check_contract,
+    check_determinism,
+)
 from para_reader import read_para_label  # noqa: E402
 
-from cotrain.cli import main  # noqa: E402
-from cotrain.config import config_from_dict  # noqa: E402
-from cotrain.data.sources import build_all_task_data  # noqa: E402
-from cotrain.data.world import world_class_names, world_task_inputs  # noqa: E402
-from cotrain.data.world.text import build_text_world_task, text_scene  # noqa: E402
+from cotrain.data.world.text import text_scene  # noqa: E402
 from cotrain.data.world.text.para import KINDS  # noqa: E402
 
-SPLITS = ("train", "val", "test")
+NAME = "text-para"
 CLASSES = ["not_paraphrase", "paraphrase"]
-KEYS = ("text_raw", "label", "image_id")
-
-
-def build(seed=0, cache_dir=None, **sizes):
-    sizes = {"n_train": 30, "n_val": 12, "n_test": 12, **sizes}
-    return build_text_world_task("text-para", seed=seed, cache_dir=cache_dir, **sizes)
+build = builder(NAME)
 
 
 @pytest.fixture(scope="module")
@@ -42,49 +39,19 @@ def large():
 
 
 def test_arrays_follow_the_contract():
-    td = build()
-    assert td.name == "text-para" and td.inputs == ("text",) and td.class_names == CLASSES and not td.multilabel
-    assert world_task_inputs("text-para") == ("text",) and world_class_names("text-para") == CLASSES
-    for split, n in (("train", 30), ("val", 12), ("test", 12)):
-        a = td.split(split).arrays
-        assert set(a) == set(KEYS)
-        assert a["text_raw"].dtype.kind == "U" and a["text_raw"].shape == (n,)
-        assert a["label"].dtype == np.int64 and set(a["label"].tolist()) <= {0, 1}
-        assert a["image_id"].dtype == np.int64 and a["image_id"].shape == (n,)
-        for text in a["text_raw"]:
-            first, second = str(text).split(" [SEP] ")  # exactly one separator
-            assert first.endswith(".") and second.endswith(".") and first[0].isupper() and second[0].isupper()
-    assert set(td.meta["extra"]["train"]["kind"].tolist()) <= set(KINDS)
+    check_contract(build, NAME, CLASSES, KINDS, lambda a, b: a.endswith(".") and b.endswith("."))
 
 
 def test_deterministic_seed_dependent_and_independent_of_the_split_sizes():
-    a, b, c = build(seed=3), build(seed=3), build(seed=4)
-    for split in SPLITS:
-        for key in KEYS:
-            np.testing.assert_array_equal(a.split(split).arrays[key], b.split(split).arrays[key])
-    assert not np.array_equal(a.train.arrays["text_raw"], c.train.arrays["text_raw"])
-    small = build(seed=3, n_train=10)
-    for key in KEYS:
-        np.testing.assert_array_equal(small.train.arrays[key], a.train.arrays[key][:10])
+    check_determinism(build)
 
 
 def test_cache_round_trip(tmp_path):
-    first, second = build(seed=1, cache_dir=tmp_path), build(seed=1, cache_dir=tmp_path)
-    assert not first.meta["from_cache"] and second.meta["from_cache"]
-    assert Path(second.meta["cache_path"]).name.startswith("text-para-")
-    for split in SPLITS:
-        for key in KEYS:
-            np.testing.assert_array_equal(first.split(split).arrays[key], second.split(split).arrays[key])
+    check_cache_round_trip(build, NAME, tmp_path)
 
 
 def test_labels_are_balanced_and_splits_never_share_a_scene():
-    td = build(n_train=301, n_val=100, n_test=99)
-    for split, n in (("train", 301), ("val", 100), ("test", 99)):
-        counts = np.bincount(td.split(split).arrays["label"], minlength=2)
-        assert counts.sum() == n and counts.max() - counts.min() <= 1, (split, counts)
-    ids = {s: set(td.split(s).arrays["image_id"].tolist()) for s in SPLITS}
-    assert len(ids["train"]) == 301
-    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
+    check_balance_and_disjoint_scenes(build)
 
 
 @pytest.mark.parametrize("seed", [0, 7])
@@ -128,16 +95,4 @@ def test_bags_of_words_stay_far_below_the_reader(large):
 
 
 def test_data_through_the_config_and_cotrain_info(tmp_path, capsys):
-    raw = {"name": "para", "data": {"seed": 0, "root": str(tmp_path / "data")},
-           "tasks": [{"name": "para", "source": {"kind": "world", "name": "text-para", "n_train": 40, "n_val": 8,
-                                                 "n_test": 8}}],
-           "model": {"dim": 32, "depth": 2, "num_heads": 2, "encoders": {"text": {"max_len": 64, "vocab_size": 300}}}}
-    path = tmp_path / "para.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    assert main(["info", str(path)]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("para "))
-    assert row.split()[1:5] == ["text", "para", "(classify)", "2"]
-    data, tok = build_all_task_data(config_from_dict(raw))
-    ids = data["para"].train.arrays["text"]
-    assert ids.shape == (40, 64) and ((ids == tok.token_to_id("[SEP]")).sum(axis=1) == 1).all()
-    assert (ids[:, -1] == 0).all()  # nothing truncated at this max_len
+    check_config_and_info(tmp_path, capsys, "para", NAME, max_len=64)
