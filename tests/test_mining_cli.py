@@ -17,9 +17,9 @@ from cotrain.data.sources import build_all_task_data
 def write_config(tmp_path, n_train: int = 40):
     raw = {
         "name": "mine",
-        "data": {"seed": 0, "root": str(tmp_path / "data")},
+        "data": {"seed": 0, "root": str(tmp_path / "data"), "clean": True},  # the clean split spans both tasks
         "tasks": [{"name": t, "batch_size": 8, "source": {"kind": "world", "name": t, "n_train": n_train, "n_val": 8,
-                                                          "n_test": 8}} for t in ("coco-ir", "vqa")],
+                                                          "n_test": 40}} for t in ("coco-ir", "vqa")],
         "model": {"trunk": "coattention", "dim": 32, "num_heads": 2, "coattention": {"v_layers": 1, "t_layers": 1},
                   "encoders": {"text": {"max_len": 20, "vocab_size": 300}, "regions": {"max_regions": 12},
                                "image": {"image_size": 48, "patch_size": 8}}},
@@ -56,6 +56,7 @@ def test_mine_then_train_from_the_mined_file(run, capsys):
     # the file replaces the data's own candidates, and a run trains from it
     over = [f"tasks.coco-ir.retrieval.mined={path}", f"run.out_dir={tmp / 'run2'}"]
     data, _ = build_all_task_data(load_config(cfg, over))
+    assert data["coco-ir"].meta["clean_split"]["train"]["rows_after"] < 40  # vqa's test images left coco-ir's train
     np.testing.assert_array_equal(data["coco-ir"].train.arrays["candidate_id"], mined.candidate_id)
     assert main(["train", str(cfg), *over]) == 0
     assert (tmp / "run2" / "results.json").is_file()
@@ -67,6 +68,9 @@ def test_errors_are_one_line(run, capsys):
     err = capsys.readouterr().err
     assert "cotrain data: error: task 'vqa' has a vqa head; mining hard negatives needs a retrieval task (coco-ir)" in err
     assert len(err.strip().splitlines()) == 1
+    assert main(["data", "mine", str(tmp / "run"), "--task", "coco-ir", "--candidates", "8", "--shortlist", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "--shortlist 4 is shorter than --candidates 8" in err and len(err.strip().splitlines()) == 1
     # a file mined on other data (another n_train) is refused when training, naming it
     path = tmp / "mined.safetensors"
     assert main(["data", "mine", str(tmp / "run"), "--task", "coco-ir", "--out", str(path), "--quiet"]) == 0

@@ -355,6 +355,10 @@ def cmd_data_mine(args: argparse.Namespace) -> int:
     from .data.sources import build_all_task_data
     from .train.mining import mine_candidates
 
+    shortlist = None if args.shortlist == "all" else int(args.shortlist)
+    if shortlist is not None and shortlist < args.candidates:
+        raise InputError(f"--shortlist {shortlist} is shorter than --candidates {args.candidates}: the candidates are "
+                         f"picked from each caption's shortlist")
     pred = load(args.checkpoint, device=args.device)
     spec = pred.spec(args.task)
     if spec.head_kind != "retrieval":
@@ -363,14 +367,14 @@ def cmd_data_mine(args: argparse.Namespace) -> int:
     cfg = pred.cfg
     if args.data_root:
         cfg.data.root = args.data_root
-    task = next(t for t in cfg.tasks if t.name == args.task)
-    # the data's own candidates, not a file the run itself trained from (which may be gone)
-    task = task.model_copy(update={"retrieval": task.retrieval.model_copy(update={"mined": None})})
-    cfg = cfg.model_copy(update={"tasks": [task]})
+    # every task of the run: the clean split (data.clean) removes rows by all tasks' test images, and the
+    # file must fit the training rows a run of this config gets; each task's data's own candidates, not
+    # files the run itself trained from (which may be gone)
+    tasks = [t.model_copy(update={"retrieval": t.retrieval.model_copy(update={"mined": None})}) for t in cfg.tasks]
+    cfg = cfg.model_copy(update={"tasks": tasks})
     data, _ = build_all_task_data(cfg, vocab_file=pred.checkpoint / "vocab.txt" if pred.tokenizer else None,
                                   progress=not args.quiet)
     step = json.loads((pred.checkpoint / "state.json").read_text()).get("step")
-    shortlist = None if args.shortlist == "all" else int(args.shortlist)
     mined, report = mine_candidates(
         pred.model, args.task, data[args.task].train, candidates=args.candidates, shortlist=shortlist,
         scoring=args.scoring, chunk_size=args.chunk_size, progress=not args.quiet,
