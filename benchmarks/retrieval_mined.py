@@ -49,12 +49,13 @@ def false_negative_rate(seed: int, n_train: int, caption_image_id, candidate_id,
     return float(true.sum() / max(int((cand[pick] >= 0).sum()), 1))
 
 
-def mine(run: Path, out: Path) -> dict:
+def mine(run: Path, out: Path, candidates: int = 12, shortlist: int = 64) -> dict:
     """``cotrain data mine RUN --task coco-ir --out OUT`` as a user runs it; its JSON report."""
     from cotrain.cli import main as cli
 
     report = out.with_suffix(".json")
-    code = cli(["data", "mine", str(run), "--task", TASK, "--out", str(out), "--json", str(report), "--quiet"])
+    code = cli(["data", "mine", str(run), "--task", TASK, "--out", str(out), "--json", str(report), "--quiet",
+                "--candidates", str(candidates), "--shortlist", str(shortlist)])
     if code:
         raise SystemExit(f"cotrain data mine {run} failed with exit code {code}")
     return json.loads(report.read_text())
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", default="runs/bench/retrieval/mined", help="mined files and the mined arms' runs")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--n-train", type=int, default=50000)
+    ap.add_argument("--candidates", type=int, default=12, help="mined candidates per caption, all kept by the "
+                    "training runs (12-in-1 draws its negatives from each image's 100 nearest)")
+    ap.add_argument("--shortlist", type=int, default=64, help="cotrain data mine --shortlist")
     ap.add_argument("--check-rows", type=int, default=300, help="sampled captions for the false-negative share")
     ap.add_argument("--no-oracle-arm", action="store_true", help="skip the arm trained on the mined candidates "
                     "without those the caption is true of")
@@ -158,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse and f.is_file() and f.with_suffix(".json").is_file():
             reports[s] = json.loads(f.with_suffix(".json").read_text())
         else:
-            reports[s] = mine(runs[s], f)
+            reports[s] = mine(runs[s], f, args.candidates, args.shortlist)
         print(f"  seed {s}: mined in {reports[s]['seconds']:.0f} s ({reports[s]['pairs_per_s']:,.0f} pairs/s)", flush=True)
 
     def raws_for(folder: Path, files: dict) -> dict:
         return {s: rt.retrieval_config(rt.build_parser().parse_args(
-            [*common_args, "--runs-dir", str(folder), "--set", f"tasks.{TASK}.retrieval.mined={files[s]}"]), s)
+            [*common_args, "--runs-dir", str(folder), "--candidates", str(args.candidates),
+             "--set", f"tasks.{TASK}.retrieval.mined={files[s]}"]), s)
             for s in args.seeds}
 
     mined_files = {s: mined_dir / f"seed{s}.safetensors" for s in args.seeds}
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 ids, cand = train.arrays["image_id"], train.arrays["candidate_id"]
             else:
                 m = read_mined(files[s])
-                ids, cand = m.caption_image_id, m.candidate_id[:, :12]
+                ids, cand = m.caption_image_id, m.candidate_id[:, :args.candidates]
             fn[arm].append(false_negative_rate(s, args.n_train, ids, cand, args.check_rows))
 
     keys = [("c2i_r1", "c2i R@1"), ("c2i_r5", "R@5"), ("c2i_r10", "R@10"), ("i2c_r1", "i2c R@1")]
@@ -211,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(f"{arm[0].upper() + arm[1:]}: {'+' if diff >= 0 else '−'}{abs(diff):.1f} points of caption→image "
                         f"R@1 against the data's own candidates — "
                         + ("beyond" if common.beyond_noise(c2i[arm], c2i[base_name]) else "within") + " the spread.")
-    mining = (f"Mining (`cotrain data mine`, full trunk on each caption's pooled-state top 64 of "
+    mining = (f"Mining (`cotrain data mine`, the {args.candidates} best by the full trunk among each caption's "
+              f"pooled-state top {args.shortlist} of "
               f"{reports[args.seeds[0]]['images']:,} training images): "
               + ", ".join(f"seed {s} {reports[s]['seconds']:.0f} s" for s in args.seeds)
               + f"; {common.mean(r['pairs_per_s'] for r in reports.values()):,.0f} pairs/s.")
@@ -222,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         common.write_section(args.out, args.section, "\n\n".join([
             f"## Retrieval with mined hard negatives: `{TASK}`",
             common.header("cpu", args.workers, argv=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
-            f"Settings: small preset, loss both, per_epoch draws of 3 negatives from 12 candidates + 1 random, "
+            f"Settings: small preset, loss both, per_epoch draws of 3 negatives from 12 candidates (mined arms: "
+            f"{args.candidates}) + 1 random, "
             f"{args.n_train:,} training captions, {args.steps:,} steps. The base arm is the RETRIEVAL section's runs; "
             "the mined arm trains a fresh model (same settings and seed) on the candidates the base run's model "
             "mined; the filtered arm on the same candidates less those the world's facts say the caption is true of "
