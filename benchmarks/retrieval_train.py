@@ -68,26 +68,23 @@ def dual_recall(model, split, batch_size: int = 256) -> dict[str, float]:
     """Recall@K both directions of the single-stream cosine on ``split``'s pool (as the joint evaluation's)."""
     import numpy as np
     import torch
+    import torch.nn.functional as F
 
     from cotrain.encoders import entry
     from cotrain.metrics.retrieval import recall_at_k
+    from cotrain.pair_scoring import pool_kind
+    from cotrain.train.retrieval_eval import pool_rows, pooled_states
 
-    other = next(k for k in model.spec(TASK).inputs if k != "text")
-    ids = np.asarray(split.arrays["image_id"])
-    _, first, caption_image = np.unique(ids, return_index=True, return_inverse=True)
+    captions, first, caption_image, _ = pool_rows(split.arrays["image_id"])
+    other = pool_kind(model, TASK)
 
     def states(kind: str, rows: np.ndarray) -> torch.Tensor:
-        out = []
-        for start in range(0, len(rows), batch_size):
-            part = rows[start:start + batch_size]
-            batch = {k: torch.from_numpy(np.ascontiguousarray(split.column(k, part))) for k in entry(kind).keys if k in split}
-            out.append(torch.nn.functional.normalize(model.pooled_single(batch, TASK, kind).float(), dim=-1))
-        return torch.cat(out)
+        batch = {k: torch.from_numpy(np.ascontiguousarray(split.column(k, rows))) for k in entry(kind).keys if k in split}
+        return F.normalize(pooled_states(model, TASK, batch, kind, batch_size), dim=-1)
 
     was = model.training
     model.eval()
-    with torch.inference_mode():
-        scores = states("text", np.arange(len(ids))) @ states(other, first).T
+    scores = states("text", captions) @ states(other, first).T
     model.train(was)
     return recall_at_k(scores, caption_image)
 

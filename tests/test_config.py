@@ -210,3 +210,14 @@ def test_lr_mult_under_the_accumulate_schedule_is_refused_unless_it_is_a_loss_sc
     ok = config_from_dict({**raw, "optim": {"task_lr_mode": "loss_scale"}})
     assert ok.tasks[0].lr_mult == 2.0
     config_from_dict({**raw, "schedule": {"kind": "uniform"}})  # one task per update: lr_mult applies
+
+
+def test_retrieval_data_candidates_cover_the_negatives_and_stay_at_the_default_when_mined():
+    from cotrain.config import RetrievalConfig
+
+    assert RetrievalConfig().data_candidates == 12
+    assert RetrievalConfig(candidates=30).data_candidates == 30
+    assert RetrievalConfig(candidates=2, negatives=5).data_candidates == 5  # enough for the negatives
+    # a mined file replaces the data's candidates: the data makes the default number (a shared world cache)
+    assert RetrievalConfig(candidates=100, mined="m.safetensors").data_candidates == 12
+    assert RetrievalConfig(candidates=100, negatives=20, mined="m.safetensors").data_candidates == 20

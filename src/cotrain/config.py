@@ -217,6 +217,14 @@ class RetrievalConfig(_Strict):
     rerank_top_k: int | None = Field(None, ge=1, description="evaluation: score every pair by the pooled-state dot product, then re-rank only each caption's top k images (and each image's top k captions) with the full trunk (null: the full trunk on every pair)")
     test_pool: int | None = Field(None, ge=1, description="evaluation: images kept in the test split's pool (a fixed seeded choice, with all their captions), for quick runs; null: the whole split (named in the results when set)")
 
+    @property
+    def data_candidates(self) -> int:
+        """Hard candidates per training caption the data should make: ``candidates``, at least
+        ``negatives``; with ``mined`` the file's replace them, so the default number (which keeps
+        a world task's cache shared with runs that do not mine)."""
+        keep = type(self).model_fields["candidates"].default if self.mined else self.candidates
+        return max(keep, self.negatives)
+
 
 class TaskConfig(_Strict):
     """One row of the task table: a named dataset, its head and its training settings."""

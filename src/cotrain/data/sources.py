@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..config import VL_FORMAT_KINDS, ExperimentConfig, RetrievalConfig, TaskConfig
+from ..config import VL_FORMAT_KINDS, ExperimentConfig, TaskConfig
 from .arrays import TaskData
 from .errors import DataError
 
@@ -31,11 +31,8 @@ def _world(task: TaskConfig, cfg: ExperimentConfig, progress: bool, tokenizer) -
         cache_dir=data_root(cfg) / "world", progress=progress,
     )
     if src.name in VL_TASKS:
-        r = task.retrieval  # retrieval tasks keep enough hard candidates for their negatives; with mined
-        # candidates the world's own are replaced, so the default number is made (and its cache shared)
-        keep = RetrievalConfig.model_fields["candidates"].default if r.mined else r.candidates
         return build_vl_world_task(src.name, image_size=enc.image.image_size, max_regions=enc.regions.max_regions,
-                                   candidates=max(keep, r.negatives), **common)
+                                   candidates=task.retrieval.data_candidates, **common)
     if src.name in TEXT_TASKS:
         return build_text_world_task(src.name, **common)
     size = enc.video.image_size if world_task_inputs(src.name) == ("video",) else enc.image.image_size

@@ -37,17 +37,9 @@ from ..data.errors import DataError
 from ..data.mined import MinedCandidates
 from ..encoders import entry
 from ..pair_scoring import PairScorer, pool_kind
+from .retrieval_eval import pool_rows, pooled_states
 
 SCORING = ("joint", "pooled")
-
-
-@torch.inference_mode()
-def pooled_states(model, task: str, batch: dict[str, torch.Tensor], kind: str, chunk_size: int) -> torch.Tensor:
-    """``[N, D]`` float32: :meth:`Model.pooled_single` of ``batch`` (``kind``'s arrays ``[N, ...]``)
-    ``chunk_size`` rows at a time."""
-    n = next(iter(batch.values())).shape[0]
-    return torch.cat([model.pooled_single({k: v[lo: lo + chunk_size] for k, v in batch.items()}, task, kind)
-                      for lo in range(0, n, chunk_size)]).float()
 
 
 def same_caption_columns(text: np.ndarray, column: np.ndarray) -> list[np.ndarray]:
@@ -94,9 +86,10 @@ def mine_candidates(model, task: str, split: Split, *, candidates: int = 12, sho
                         f"and its image_id [N]; this one has {sorted(a)}")
     t0 = time.perf_counter()
     ids = np.asarray(a["image_id"], dtype=np.int64)
-    pool_ids, first, column = np.unique(ids, return_index=True, return_inverse=True)
-    column = column.reshape(-1)
-    n, ni = len(ids), len(pool_ids)
+    if ids.size == 0:
+        raise DataError(f"task {task!r}: mining needs at least 2 distinct training images, got 0")
+    _, first, column, ni = pool_rows(ids)  # the pool: one row per distinct image; each caption's column
+    pool_ids, n = ids[first], len(ids)
     if ni < 2:
         raise DataError(f"task {task!r}: mining needs at least 2 distinct training images, got {ni}")
     c = min(candidates, ni - 1)
@@ -157,8 +150,9 @@ def mine_candidates(model, task: str, split: Split, *, candidates: int = 12, sho
         "overlap_with_data": _overlap(split, out_id),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    meta = {**(metadata or {}), **{k: ("all" if v is None and k == "shortlist" else v) for k, v in report.items()
-                                   if k in ("task", "captions", "images", "candidates", "scoring", "shortlist")}}
+    meta = {**(metadata or {}), **{k: report[k] for k in ("task", "captions", "images", "candidates", "scoring")}}
+    if scoring == "joint":
+        meta["shortlist"] = "all" if shortlist is None else short
     return MinedCandidates(ids, out_id, out_score, own, {k: str(v) for k, v in meta.items()}), report
 
 
@@ -181,4 +175,4 @@ def _overlap(split: Split, mined_id: np.ndarray) -> float | None:
     return round(float(hit.sum() / max(int(real.sum()), 1)), 4)
 
 
-__all__ = ["SCORING", "mine_candidates", "pooled_states", "same_caption_columns"]
+__all__ = ["SCORING", "mine_candidates", "same_caption_columns"]

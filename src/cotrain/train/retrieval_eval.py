@@ -84,17 +84,21 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 @torch.inference_mode()
+def pooled_states(model, task: str, batch: dict[str, torch.Tensor], kind: str, chunk_size: int) -> torch.Tensor:
+    """``[N, D]`` float32: :meth:`Model.pooled_single` of ``batch`` (``kind``'s arrays ``[N, ...]``),
+    ``chunk_size`` rows at a time."""
+    n = next(iter(batch.values())).shape[0]
+    return torch.cat([model.pooled_single({k: v[lo : lo + chunk_size] for k, v in batch.items()}, task, kind)
+                      for lo in range(0, n, chunk_size)]).float()
+
+
+@torch.inference_mode()
 def first_stage(model, task: str, text: dict[str, torch.Tensor], visual: dict[str, torch.Tensor],
                 chunk_size: int) -> np.ndarray:
     """``[Nt, Ni]`` float64: ``pooled_single(text) · pooled_single(visual)`` of every pair."""
-    other = pool_kind(model, task)
-
-    def pooled(batch, kind):
-        n = next(iter(batch.values())).shape[0]
-        return torch.cat([model.pooled_single({k: v[lo : lo + chunk_size] for k, v in batch.items()}, task, kind)
-                          for lo in range(0, n, chunk_size)]).float()
-
-    return (pooled(text, "text") @ pooled(visual, other).T).double().cpu().numpy()
+    t = pooled_states(model, task, text, "text", chunk_size)
+    v = pooled_states(model, task, visual, pool_kind(model, task), chunk_size)
+    return (t @ v.T).double().cpu().numpy()
 
 
 def reranked_ranks(first: np.ndarray, k: int, scorer: PairScorer, caption_image: np.ndarray,
@@ -178,4 +182,4 @@ def retrieval_lines(name: str, r: dict) -> list[str]:
     return lines
 
 
-__all__ = ["evaluate_retrieval", "first_stage", "pool_rows", "rerank_order", "reranked_ranks", "retrieval_lines"]
+__all__ = ["evaluate_retrieval", "first_stage", "pool_rows", "pooled_states", "rerank_order", "reranked_ranks", "retrieval_lines"]

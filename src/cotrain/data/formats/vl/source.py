@@ -238,8 +238,7 @@ def read_vl_source(task, cfg, progress: bool = False) -> TaskData:
             raw = [(list(by_id[q].answers) * 10)[:10] if by_id[q].answers else [""] * 10 for q in out.meta["ids"]]
             out.arrays["answers_raw"] = np.asarray(raw, dtype=str)
         elif head == "retrieval":
-            r = task.retrieval  # enough hard candidates for the task's negatives
-            out = assemble.assemble_retrieval(recs, visual, s, r_max, candidates=max(r.candidates, r.negatives),
+            out = assemble.assemble_retrieval(recs, visual, s, r_max, candidates=task.retrieval.data_candidates,
                                               missing=missing, cache=cache)
         elif head == "refexp":
             out = assemble.assemble_refexp(recs, visual, r_max, missing=missing, cache=cache)
